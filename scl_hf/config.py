@@ -1,0 +1,374 @@
+"""Typed configuration: one flat dataclass per consumer, YAML first, command line on top.
+
+Every key is unique across the sections, so a YAML recipe is one flat mapping (grouped by comment
+headers) and every key is also a ``--key value`` flag. A recipe may start with ``base: other.yaml``
+(relative to itself) to inherit and override another one; that is how the experiment grids share
+values. Unknown keys, abbreviated flags and impossible values are errors whose message names the key
+and what is allowed. Write floats with a dot in YAML (``1.0e-3``): PyYAML reads ``1e-3`` as a string
+(which is still accepted here, and converted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+CYCLES = ("full_synthetic", "balanced", "incremental", "expanding", "accumulate", "accumulate_subsample")
+CURATIONS = ("none", "syntactic", "verified", "dedup", "quota")
+MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
+INIT_FROM = ("scratch", "previous")
+REPORT_TO = ("none", "tensorboard", "wandb")
+
+
+class ConfigError(ValueError):
+    """A configuration key has an unknown name or an impossible value."""
+
+
+def _require(ok: bool, key: str, allowed: str, value: object) -> None:
+    if not ok:
+        raise ConfigError(f"{key} must be {allowed}, got {value!r}")
+
+
+@dataclass
+class ModelConfig:
+    """GPT-2 shape. Defaults: the paper's (nanoGPT's small character model, about 10.75M parameters)."""
+
+    n_layer: int = 6  # transformer blocks
+    n_head: int = 6  # attention heads; must divide n_embd
+    n_embd: int = 384  # model width
+    n_positions: int = 256  # context length in characters; also the packed block length
+    dropout: float = 0.2  # residual, embedding and attention dropout (nanoGPT's shakespeare-char value)
+
+    def __post_init__(self) -> None:
+        for key in ("n_layer", "n_head", "n_embd"):
+            _require(getattr(self, key) >= 1, key, "an integer >= 1", getattr(self, key))
+        _require(self.n_positions >= 2, "n_positions", "an integer >= 2", self.n_positions)
+        _require(self.n_embd % self.n_head == 0, "n_embd", f"a multiple of n_head={self.n_head}", self.n_embd)
+        _require(0.0 <= self.dropout < 1.0, "dropout", "in [0, 1)", self.dropout)
+
+
+@dataclass
+class DataConfig:
+    """The real dataset D0 and the generator that makes it (and fresh real data)."""
+
+    dataset_size: int = 10_000  # n = |D0|; every cycle's formula is written in units of n
+    data_seed: int = 0  # seed of D0; fresh real data uses data_seed + 1 + generation
+    min_depth: int = 1  # depth bounds of generated expressions (the paper: 1..5)
+    max_depth: int = 5
+    not_weight: float = 1.0  # relative odds of not / and / or at an inner node (a reconstruction)
+    and_weight: float = 1.0
+    or_weight: float = 1.0
+    paren_prob: float = 0.1  # probability of redundant parentheses around a sub-expression
+    true_prob: float = 0.5  # probability that a literal is True
+
+    def __post_init__(self) -> None:
+        _require(self.dataset_size >= 1, "dataset_size", "an integer >= 1", self.dataset_size)
+        _require(self.min_depth >= 1, "min_depth", "an integer >= 1", self.min_depth)
+        _require(self.max_depth >= self.min_depth, "max_depth", f"an integer >= min_depth={self.min_depth}",
+                 self.max_depth)
+        for key in ("not_weight", "and_weight", "or_weight"):
+            _require(getattr(self, key) >= 0.0, key, "a number >= 0", getattr(self, key))
+        _require(self.not_weight + self.and_weight + self.or_weight > 0.0, "not_weight",
+                 "a number > 0 when and_weight and or_weight are 0", self.not_weight)
+        for key in ("paren_prob", "true_prob"):
+            _require(0.0 <= getattr(self, key) <= 1.0, key, "in [0, 1]", getattr(self, key))
+
+    def generator(self):
+        """The ``expressions.GeneratorConfig`` these values describe."""
+        from scl_hf.expressions import GeneratorConfig
+
+        return GeneratorConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(GeneratorConfig)})
+
+
+@dataclass
+class TrainingConfig:
+    """One generation's training run. Defaults: nanoGPT's shakespeare-char recipe, as in the paper."""
+
+    init_from: str = "scratch"  # "scratch": a new model per generation (the paper); "previous": fine-tune M_{t-1}
+    learning_rate: float = 1.0e-3  # peak AdamW learning rate
+    min_learning_rate: float = 1.0e-4  # cosine floor (nanoGPT: learning_rate / 10)
+    warmup_steps: int = 100  # linear warmup from 0
+    max_steps: int = 5000  # optimizer steps; the cosine decays over all of them
+    per_device_train_batch_size: int = 64  # blocks of n_positions tokens per process per micro-step
+    gradient_accumulation_steps: int = 1
+    weight_decay: float = 0.1  # on weight matrices only, not on biases, LayerNorms or position tables
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.99  # nanoGPT's value for small-batch character models
+    max_grad_norm: float = 1.0
+    validation_fraction: float = 0.1  # share of D_t held out for validation and checkpoint selection
+    eval_steps: int = 250  # validate (and maybe keep the weights) every this many optimizer steps
+    logging_steps: int = 50
+    mixed_precision: str = "auto"  # "auto": bf16 where the GPU supports it, full precision on CPU
+    torch_compile: bool = False
+    report_to: str = "none"  # Accelerate tracker for per-step and per-generation metrics
+    seed: int = 1337  # model init, batch order and sampling; generation t uses seed + t
+
+    def __post_init__(self) -> None:
+        _require(self.init_from in INIT_FROM, "init_from", f"one of {INIT_FROM}", self.init_from)
+        _require(self.learning_rate > 0.0, "learning_rate", "a number > 0", self.learning_rate)
+        _require(0.0 <= self.min_learning_rate <= self.learning_rate, "min_learning_rate",
+                 f"in [0, learning_rate={self.learning_rate}]", self.min_learning_rate)
+        _require(self.warmup_steps >= 0, "warmup_steps", "an integer >= 0", self.warmup_steps)
+        for key in ("max_steps", "per_device_train_batch_size", "gradient_accumulation_steps", "eval_steps",
+                    "logging_steps"):
+            _require(getattr(self, key) >= 1, key, "an integer >= 1", getattr(self, key))
+        _require(self.weight_decay >= 0.0, "weight_decay", "a number >= 0", self.weight_decay)
+        for key in ("adam_beta1", "adam_beta2"):
+            _require(0.0 <= getattr(self, key) < 1.0, key, "in [0, 1)", getattr(self, key))
+        _require(self.max_grad_norm > 0.0, "max_grad_norm", "a number > 0", self.max_grad_norm)
+        _require(0.0 < self.validation_fraction < 1.0, "validation_fraction", "in (0, 1)", self.validation_fraction)
+        _require(self.mixed_precision in MIXED_PRECISION, "mixed_precision", f"one of {MIXED_PRECISION}",
+                 self.mixed_precision)
+        _require(self.report_to in REPORT_TO, "report_to", f"one of {REPORT_TO}", self.report_to)
+
+
+@dataclass
+class SamplingConfig:
+    """How S_t is drawn from M_t: ``num_samples`` sequences started from ``<bos>``."""
+
+    num_samples: int = 10_000  # samples per generation (the paper: 10,000)
+    temperature: float = 0.8  # the paper's value
+    top_k: int = 0  # 0: off
+    top_p: float = 1.0  # 1.0: off
+    max_new_tokens: int | None = None  # length cap in characters; None: fill the context (n_positions - 1)
+    per_device_sample_batch_size: int = 1000  # sequences decoded at once per process
+
+    def __post_init__(self) -> None:
+        _require(self.num_samples >= 1, "num_samples", "an integer >= 1", self.num_samples)
+        _require(self.temperature > 0.0, "temperature", "a number > 0", self.temperature)
+        _require(self.top_k >= 0, "top_k", "an integer >= 0 (0: off)", self.top_k)
+        _require(0.0 < self.top_p <= 1.0, "top_p", "in (0, 1] (1: off)", self.top_p)
+        _require(self.max_new_tokens is None or self.max_new_tokens >= 1, "max_new_tokens",
+                 "null or an integer >= 1", self.max_new_tokens)
+        _require(self.per_device_sample_batch_size >= 1, "per_device_sample_batch_size", "an integer >= 1",
+                 self.per_device_sample_batch_size)
+
+
+@dataclass
+class CycleConfig:
+    """How D_{t+1} is built from D0, D_t and S_t; formulas in ``scl_hf/cycles.py``."""
+
+    cycle: str = "full_synthetic"
+    synthetic_fraction: float = 0.5  # lambda: share of the n new rows that are samples (incremental, expanding)
+    fresh_fraction: float = 0.0  # expanding: share of the n new rows that are fresh real expressions
+    curation: str = "none"  # filters on samples, joined with '+', e.g. "verified+dedup"; "none" is the paper
+    resample_budget: float = 4.0  # extra samples allowed per generation when curation leaves too few, x num_samples
+
+    def __post_init__(self) -> None:
+        _require(self.cycle in CYCLES, "cycle", f"one of {CYCLES}", self.cycle)
+        _require(0.0 <= self.synthetic_fraction <= 1.0, "synthetic_fraction", "in [0, 1]", self.synthetic_fraction)
+        _require(0.0 <= self.fresh_fraction <= 1.0, "fresh_fraction", "in [0, 1]", self.fresh_fraction)
+        parts = self.curation.split("+")
+        _require(all(p in CURATIONS for p in parts) and ("none" not in parts or parts == ["none"]), "curation",
+                 f"'none' or names from {CURATIONS[1:]} joined with '+'", self.curation)
+        _require(self.resample_budget >= 0.0, "resample_budget", "a number >= 0", self.resample_budget)
+
+    @property
+    def curation_steps(self) -> list[str]:
+        return [] if self.curation == "none" else self.curation.split("+")
+
+
+@dataclass
+class HubConfig:
+    """Where each generation is published: the real Hub, or the embedded one (the default)."""
+
+    push_to_hub: bool = False  # True and a token configured: the real Hub; otherwise the embedded Hub
+    publish: bool = True  # False: publish nowhere (the run directory still holds everything)
+    hub_model_id: str | None = None  # None: "scl-hf/<run_name>"
+    hub_dataset_id: str | None = None  # None: same name as the model repo, in the datasets namespace
+    hub_private_repo: bool = False
+    embedded_hub_root: str | None = None  # None: "<output_dir>/hub"
+
+
+@dataclass
+class LoopConfig:
+    """The generation loop and its run directory."""
+
+    run_name: str = "default"
+    output_dir: str = "runs"  # the run lives in <output_dir>/<run_name>
+    num_generations: int = 50  # generations 0 .. num_generations - 1
+
+    def __post_init__(self) -> None:
+        _require(self.num_generations >= 1, "num_generations", "an integer >= 1", self.num_generations)
+        _require(bool(self.run_name) and "/" not in self.run_name and self.run_name not in (".", ".."),
+                 "run_name", "a non-empty folder name without '/'", self.run_name)
+
+
+SECTIONS = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "training": TrainingConfig,
+    "sampling": SamplingConfig,
+    "cycle": CycleConfig,
+    "hub": HubConfig,
+    "loop": LoopConfig,
+}
+
+
+@dataclass
+class Config:
+    """All sections of an experiment. Flat keys; ``cfg.training.learning_rate`` etc."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    cycle: CycleConfig = field(default_factory=CycleConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+
+    def __post_init__(self) -> None:
+        cap = self.model.n_positions - 1
+        _require(self.sampling.max_new_tokens is None or self.sampling.max_new_tokens <= cap, "max_new_tokens",
+                 f"null or at most n_positions - 1 = {cap}", self.sampling.max_new_tokens)
+
+    def to_flat(self) -> dict:
+        return {k: v for section in SECTIONS for k, v in dataclasses.asdict(getattr(self, section)).items()}
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.loop.output_dir) / self.loop.run_name
+
+    def hash(self) -> str:
+        """Short sha256 of the resolved values: names the configuration in published metadata."""
+        return hashlib.sha256(json.dumps(self.to_flat(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+# key -> (section, type hint), e.g. "learning_rate" -> ("training", float)
+KEYS: dict[str, tuple[str, object]] = {
+    f.name: (section, typing.get_type_hints(cls)[f.name])
+    for section, cls in SECTIONS.items()
+    for f in dataclasses.fields(cls)
+}
+
+
+def _unknown_key(key: str, where: str) -> ConfigError:
+    close = difflib.get_close_matches(key, KEYS, n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return ConfigError(f"unknown key {key!r} in {where}{hint} allowed keys: {', '.join(KEYS)}")
+
+
+def _convert(key: str, value: object) -> object:
+    """Coerce a YAML or command-line value to the key's type, or raise a ConfigError naming the key."""
+    hint = KEYS[key][1]
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint)
+    if value is None or (optional and isinstance(value, str) and value.lower() in ("null", "none")):
+        if optional:
+            return None
+        raise ConfigError(f"{key} must be a {base.__name__}, got null")
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    if base is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        try:
+            number = float(value) if isinstance(value, str) else value
+            if isinstance(number, float) and not number.is_integer():
+                raise ValueError
+            return int(number)
+        except (TypeError, ValueError, OverflowError):
+            raise ConfigError(f"{key} must be an integer, got {value!r}") from None
+    if base is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} must be a number, got {value!r}") from None
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} must be a string, got {value!r}")
+    return value
+
+
+def read_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """Flat key -> value mapping of a recipe, following ``base:`` links (the file wins over its base)."""
+    path = Path(path).resolve()
+    if path in _seen:
+        raise ConfigError(f"base: {path} includes itself")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from None
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping of key: value, got {type(raw).__name__}")
+    values = {}
+    if "base" in raw:
+        values = read_yaml(path.parent / str(raw.pop("base")), _seen + (path,))
+    for key, value in raw.items():
+        if key not in KEYS:
+            raise _unknown_key(str(key), str(path))
+        values[key] = value
+    return values
+
+
+def build_config(values: dict) -> Config:
+    """A validated Config from a flat mapping (unknown keys are errors)."""
+    sections: dict[str, dict] = {name: {} for name in SECTIONS}
+    for key, value in values.items():
+        if key not in KEYS:
+            raise _unknown_key(key, "the configuration")
+        sections[KEYS[key][0]][key] = _convert(key, value)
+    return Config(**{name: cls(**sections[name]) for name, cls in SECTIONS.items()})
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--config FILE`` plus one ``--key value`` flag per configuration key (defaults left unset)."""
+    parser.add_argument("--config", help="YAML recipe; flags given here override its values")
+    for section, cls in SECTIONS.items():
+        group = parser.add_argument_group(section)
+        for f in dataclasses.fields(cls):
+            group.add_argument(f"--{f.name}", default=argparse.SUPPRESS, metavar=f.name.upper(),
+                               nargs="?" if KEYS[f.name][1] is bool else None,
+                               const="true" if KEYS[f.name][1] is bool else None,
+                               help=f"(default: {f.default!r})")
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """YAML values from ``args.config``, overridden by every flag given on the command line."""
+    values = read_yaml(args.config) if getattr(args, "config", None) else {}
+    values.update({k: v for k, v in vars(args).items() if k in KEYS})
+    return build_config(values)
+
+
+def parse_config(argv: list[str] | None = None) -> Config:
+    """Parse ``--config`` and ``--key value`` flags; abbreviated or unknown flags are errors."""
+    parser = argparse.ArgumentParser(allow_abbrev=False, description="scl_hf experiment configuration")
+    add_config_arguments(parser)
+    return config_from_args(parser.parse_args(argv))
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    """Write the resolved config as flat YAML with one comment header per section."""
+    chunks = []
+    for section in SECTIONS:
+        body = yaml.safe_dump(dataclasses.asdict(getattr(cfg, section)), sort_keys=False)
+        chunks.append(f"# --- {section} ---\n{body}")
+    Path(path).write_text("\n".join(chunks), encoding="utf-8")
+
+
+def load_config(path: str | Path) -> Config:
+    """Read a recipe or a saved resolved config."""
+    return build_config(read_yaml(path))
+
+
+def diff_configs(old: Config, new: Config) -> list[tuple[str, object, object]]:
+    """``(key, old, new)`` for every key whose value differs."""
+    a, b = old.to_flat(), new.to_flat()
+    return [(k, a[k], b[k]) for k in a if a[k] != b[k]]

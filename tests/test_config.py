@@ -1,0 +1,132 @@
+"""Configuration: YAML then command line, strict keys, validation messages, lossless save/load."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scl_hf.config import (
+    CYCLES,
+    Config,
+    ConfigError,
+    build_config,
+    diff_configs,
+    load_config,
+    parse_config,
+    save_config,
+)
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def test_defaults_are_the_paper_recipe():
+    cfg = Config()
+    assert (cfg.model.n_layer, cfg.model.n_head, cfg.model.n_embd, cfg.model.n_positions) == (6, 6, 384, 256)
+    assert cfg.model.dropout == 0.2 and cfg.training.learning_rate == 1.0e-3
+    assert cfg.sampling.temperature == 0.8 and cfg.loop.num_generations == 50
+    assert load_config(CONFIGS / "paper.yaml").to_flat() == {**Config().to_flat(), "run_name": "paper_full_synthetic"}
+
+
+def test_yaml_then_command_line(tmp_path):
+    recipe = tmp_path / "x.yaml"
+    recipe.write_text("base: " + str(CONFIGS / "smoke.yaml") + "\nlearning_rate: 2.0e-3\nmax_steps: 7\n")
+    cfg = parse_config(["--config", str(recipe), "--max_steps", "9", "--push_to_hub", "--curation", "verified+dedup"])
+    assert cfg.training.learning_rate == 2.0e-3  # from x.yaml
+    assert cfg.training.max_steps == 9  # the flag wins over the file
+    assert cfg.model.n_embd == 64  # from the base file
+    assert cfg.model.n_layer == 2 and cfg.data.dataset_size == 300
+    assert cfg.hub.push_to_hub is True and cfg.cycle.curation_steps == ["verified", "dedup"]
+    assert parse_config(["--push_to_hub", "false"]).hub.push_to_hub is False
+
+
+def test_yaml_string_floats_and_nulls_are_converted(tmp_path):
+    recipe = tmp_path / "x.yaml"
+    recipe.write_text("learning_rate: 1e-3\nmax_new_tokens: null\nmax_steps: 1.0e+2\n")
+    cfg = load_config(recipe)
+    assert cfg.training.learning_rate == 0.001 and cfg.sampling.max_new_tokens is None
+    assert cfg.training.max_steps == 100
+
+
+def test_save_and_load_back_identically(tmp_path):
+    cfg = parse_config(["--config", str(CONFIGS / "smoke.yaml"), "--max_new_tokens", "50", "--top_p", "0.9"])
+    save_config(cfg, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == cfg
+    assert "# --- training ---" in (tmp_path / "config.yaml").read_text()
+    assert diff_configs(cfg, load_config(tmp_path / "config.yaml")) == []
+    other = build_config({**cfg.to_flat(), "max_steps": 3})
+    assert diff_configs(cfg, other) == [("max_steps", 150, 3)]
+    assert cfg.hash() != other.hash() and len(cfg.hash()) == 12
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"lerning_rate": 1.0}, "unknown key 'lerning_rate'.*did you mean learning_rate"),
+        ({"dataset_size": -5}, "dataset_size must be an integer >= 1, got -5"),
+        ({"num_samples": 0}, "num_samples must be an integer >= 1"),
+        ({"synthetic_fraction": 1.5}, r"synthetic_fraction must be in \[0, 1\], got 1.5"),
+        ({"fresh_fraction": -0.1}, r"fresh_fraction must be in \[0, 1\]"),
+        ({"cycle": "circular"}, "cycle must be one of .*full_synthetic.*accumulate_subsample.*got 'circular'"),
+        ({"curation": "best"}, "curation must be 'none' or names from"),
+        ({"curation": "none+dedup"}, "curation must be 'none' or names from"),
+        ({"n_embd": 100, "n_head": 6}, "n_embd must be a multiple of n_head=6, got 100"),
+        ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
+        ({"max_depth": 0}, "max_depth must be an integer >= min_depth=1"),
+        ({"min_depth": 0}, "min_depth must be an integer >= 1"),
+        ({"paren_prob": 2.0}, r"paren_prob must be in \[0, 1\]"),
+        ({"learning_rate": 0.0}, "learning_rate must be a number > 0"),
+        ({"min_learning_rate": 1.0}, r"min_learning_rate must be in \[0, learning_rate"),
+        ({"warmup_steps": -1}, "warmup_steps must be an integer >= 0"),
+        ({"max_steps": 2.5}, "max_steps must be an integer, got 2.5"),
+        ({"per_device_train_batch_size": 0}, "per_device_train_batch_size must be an integer >= 1"),
+        ({"validation_fraction": 1.0}, r"validation_fraction must be in \(0, 1\)"),
+        ({"mixed_precision": "fp8"}, "mixed_precision must be one of"),
+        ({"init_from": "gpt2"}, "init_from must be one of .*scratch.*previous"),
+        ({"report_to": "mlflow"}, "report_to must be one of"),
+        ({"temperature": 0.0}, "temperature must be a number > 0"),
+        ({"top_p": 0.0}, r"top_p must be in \(0, 1\]"),
+        ({"top_k": -1}, "top_k must be an integer >= 0"),
+        ({"max_new_tokens": 300}, "max_new_tokens must be null or at most n_positions - 1 = 255"),
+        ({"num_generations": 0}, "num_generations must be an integer >= 1"),
+        ({"run_name": "a/b"}, "run_name must be a non-empty folder name"),
+        ({"push_to_hub": "maybe"}, "push_to_hub must be true or false"),
+        ({"learning_rate": "fast"}, "learning_rate must be a number, got 'fast'"),
+        ({"resample_budget": -1.0}, "resample_budget must be a number >= 0"),
+        ({"and_weight": -1.0}, "and_weight must be a number >= 0"),
+    ],
+)
+def test_every_validation_error_names_the_key(values, message):
+    with pytest.raises(ConfigError, match=message):
+        build_config(values)
+
+
+def test_unknown_yaml_key_names_file_and_allowed_keys(tmp_path):
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text("cycle: balanced\ntemprature: 0.7\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'temprature' in .*bad.yaml; did you mean temperature"):
+        load_config(recipe)
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        load_config(tmp_path / "list.yaml")
+    (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
+    with pytest.raises(ConfigError, match="includes itself"):
+        load_config(tmp_path / "loop.yaml")
+
+
+def test_abbreviated_and_unknown_flags_are_refused():
+    for argv in (["--learning", "1.0"], ["--no_such_flag", "1"]):
+        with pytest.raises(SystemExit):
+            parse_config(argv)
+
+
+def test_all_cycles_are_accepted():
+    for cycle in CYCLES:
+        assert build_config({"cycle": cycle}).cycle.cycle == cycle
+
+
+def test_cli_reports_bad_config_in_one_line(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "scl_hf.cli", "data", "--dataset_size", "-3"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip() == "scl-hf data: error: dataset_size must be an integer >= 1, got -3"
