@@ -1,0 +1,241 @@
+"""Data cycles and curation: how generation t+1's training set is built from D0, D_t and S_t.
+
+Notation: n = ``dataset_size`` = |D0|, λ = ``synthetic_fraction``, φ = ``fresh_fraction``,
+S_t = the samples of M_t after curation (in sampling order), and ``new(k)`` = k new rows of which
+round(φ·k) are fresh real expressions (drawn from the generator with seed ``data_seed + 1 + t + 1``,
+never a string of D0 or D_t) and the rest are the first samples of S_t.
+
+=======================  ==================================================  ===========
+cycle                    D_{t+1}                                             |D_{t+1}|
+=======================  ==================================================  ===========
+full_synthetic           new(n)                                              n
+balanced                 ⌊n/2⌋ rows drawn from D0  ∪  new(n − ⌊n/2⌋)          n
+incremental (λ)          n − round(λn) rows drawn from D_t  ∪  new(round(λn))  n
+expanding (φ)            D_t  ∪  new(n)                                      |D_t| + n
+accumulate               D_t  ∪  every kept sample of S_t                    |D_t| + |S_t|
+accumulate_subsample     n rows drawn from D0 ∪ S_0 ∪ … ∪ S_t                 n
+=======================  ==================================================  ===========
+
+The paper's four cycles are the first four with φ = 0 (and its expanding-with-fresh-data variant
+is φ = 0.25; DESIGN.md's λ for expanding is 1 − φ). ``accumulate`` and ``accumulate_subsample`` are
+Gerstgrasser et al.'s "accumulate all data" and its fixed-size variant. "Drawn" means a uniformly
+random subset without replacement, seeded by the generation; row order inside D_{t+1} is
+[rows drawn or kept, fresh rows, samples] — training shuffles anyway.
+
+Curation runs on samples before they are used, with the steps of ``curation`` in the given order:
+``syntactic`` keeps parsable expressions, ``verified`` keeps those that evaluate to True (selection
+by a verifier adds information — the counter-thesis), ``dedup`` drops a sample already present in
+the samples kept so far or in the rows it joins, ``quota`` keeps the depth distribution of D0: with
+m rows needed, depth d gets round(m·p_d) slots (p_d = share of depth d in D0) and a sample whose
+depth is full (or that does not parse) is set aside; when the samples run out before every slot is
+filled, the set-aside samples fill the rest in order ("as far as the samples allow"). When curation
+keeps fewer samples than a cycle needs, the loop draws more from the same model (up to
+``resample_budget`` × ``num_samples`` extra) and records ``extra_samples`` and any ``shortfall``.
+
+Provenance columns on every row: ``text``, ``origin`` ("real" for D0, "fresh" for fresh real data,
+"synthetic" for samples), ``generation`` (-1 for D0 rows; the producing generation t for samples of
+M_t; the generation whose training set a fresh row was drawn for), ``model_revision`` ("gen-07"
+for samples of M_07, "" otherwise).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from datasets import Dataset, concatenate_datasets
+
+from scl_hf.config import Config
+from scl_hf.expressions import make_real_dataset, parse
+
+COLUMNS = ("text", "origin", "generation", "model_revision")
+REJECT_REASONS = ("syntax_error", "false", "duplicate", "quota")
+
+
+def revision(generation: int) -> str:
+    """The tag of a generation on the Hub and in provenance columns: ``gen-07``."""
+    return f"gen-{generation:02d}"
+
+
+def rows(texts: list[str], origin: str, generation: int, model_revision: str = "") -> Dataset:
+    """A dataset with the provenance columns for ``texts``."""
+    n = len(texts)
+    return Dataset.from_dict({"text": list(texts), "origin": [origin] * n, "generation": [generation] * n,
+                              "model_revision": [model_revision] * n})
+
+
+def real_dataset(cfg: Config) -> Dataset:
+    """D0 with provenance (generation -1)."""
+    return rows(make_real_dataset(cfg.data.dataset_size, cfg.data.data_seed, cfg.data.generator()), "real", -1)
+
+
+def draw(ds: Dataset, k: int, seed: int) -> Dataset:
+    """``k`` rows of ``ds`` drawn uniformly without replacement, in their original order."""
+    if k >= len(ds):
+        return ds
+    keep = sorted(random.Random(seed).sample(range(len(ds)), k))
+    return ds.select(keep)
+
+
+@dataclass
+class Curator:
+    """Applies the curation steps to a stream of samples until ``needed`` are kept.
+
+    Args:
+        steps: curation steps in order (``CycleConfig.curation_steps``); empty keeps everything.
+        needed: samples wanted; None keeps every sample that passes (accumulate).
+        existing: strings already in the dataset the samples will join (for ``dedup``).
+        depth_shares: share of each depth in D0 (for ``quota``).
+    """
+
+    steps: list[str]
+    needed: int | None
+    existing: set[str] = field(default_factory=set)
+    depth_shares: dict[int, float] = field(default_factory=dict)
+    kept: list[str] = field(default_factory=list)
+    offered: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    _seen: set[str] = field(default_factory=set)
+    _set_aside: list[str] = field(default_factory=list)
+    _depth_count: Counter = field(default_factory=Counter)
+
+    def _slots(self, depth: int) -> int:
+        m = self.needed if self.needed is not None else self.offered
+        return round(m * self.depth_shares.get(depth, 0.0))
+
+    def _reason(self, text: str) -> str | None:
+        """Why ``text`` is rejected, or None to keep it."""
+        tree = parse(text) if {"syntactic", "verified", "quota"} & set(self.steps) else None
+        for step in self.steps:
+            if step in ("syntactic", "verified") and tree is None:
+                return "syntax_error"
+            if step == "verified" and not tree.value:
+                return "false"
+            if step == "dedup" and (text in self._seen or text in self.existing):
+                return "duplicate"
+            if step == "quota" and (tree is None or self._depth_count[tree.depth] >= self._slots(tree.depth)):
+                return "quota"
+        if "quota" in self.steps:
+            self._depth_count[tree.depth] += 1
+        return None
+
+    @property
+    def satisfied(self) -> bool:
+        return self.needed is not None and len(self.kept) >= self.needed
+
+    def offer(self, texts: Iterable[str]) -> None:
+        """Curate ``texts`` in order; stop keeping once ``needed`` are kept."""
+        for text in texts:
+            if self.satisfied:
+                return
+            self.offered += 1
+            reason = self._reason(text)
+            if reason is None:
+                self.kept.append(text)
+                self._seen.add(text)
+            elif reason == "quota":
+                self._set_aside.append(text)
+            else:
+                self.rejected[reason] += 1
+
+    def finish(self) -> list[str]:
+        """Fill what quota left empty from the set-aside samples; return the kept samples."""
+        while self._set_aside and not self.satisfied and self.needed is not None:
+            text = self._set_aside.pop(0)
+            if "dedup" in self.steps and (text in self._seen or text in self.existing):
+                self.rejected["duplicate"] += 1
+                continue
+            self.kept.append(text)
+            self._seen.add(text)
+        self.rejected["quota"] += len(self._set_aside)
+        self._set_aside = []
+        return self.kept
+
+    def record(self, extra_samples: int) -> dict:
+        """The ``data.curation`` block of metrics.json."""
+        shortfall = max(0, self.needed - len(self.kept)) if self.needed is not None else 0
+        return {"steps": list(self.steps), "input": self.offered, "kept": len(self.kept),
+                "rejected": {r: self.rejected.get(r, 0) for r in REJECT_REASONS},
+                "extra_samples": extra_samples, "shortfall": shortfall}
+
+
+def depth_shares(texts: list[str]) -> dict[int, float]:
+    """Share of each depth among the parsable ``texts``."""
+    depths = Counter(tree.depth for tree in map(parse, texts) if tree is not None)
+    total = sum(depths.values())
+    return {d: c / total for d, c in sorted(depths.items())}
+
+
+@dataclass
+class NextDataset:
+    """D_{t+1} and how it was made."""
+
+    dataset: Dataset
+    curation: dict | None  # the data.curation block of metrics.json (None without curation or resampling)
+    pool: Dataset | None = None  # accumulate_subsample: D0 ∪ S_0 ∪ … ∪ S_t, what the next draw starts from
+
+
+def build_next_dataset(
+    cfg: Config,
+    generation: int,
+    d0: Dataset,
+    current: Dataset,
+    samples: list[str],
+    sample_more: Callable[[int, int], list[str]],
+    pool: Dataset | None = None,
+) -> NextDataset:
+    """Build D_{generation} from D0, D_{generation-1} (``current``) and the samples of M_{generation-1}.
+
+    Args:
+        cfg: the run's config.
+        generation: t + 1, the generation whose training set is built.
+        d0: the real dataset with provenance.
+        current: D_t, what M_t trained on.
+        samples: S_t in sampling order (uncurated).
+        sample_more: ``sample_more(k, round)`` draws k more samples from M_t (seeded by ``round``).
+        pool: for ``accumulate_subsample``: D0 ∪ S_0 ∪ … ∪ S_{t-1} (curated); ignored otherwise.
+    """
+    cyc, n, t = cfg.cycle, cfg.data.dataset_size, generation - 1
+    seed = cfg.training.seed * 1_000_003 + generation  # subset draws differ per generation
+    if cyc.cycle in ("accumulate", "accumulate_subsample"):
+        base, num_new = (current if cyc.cycle == "accumulate" else pool), None
+    elif cyc.cycle == "full_synthetic":
+        base, num_new = current.select([]), n
+    elif cyc.cycle == "balanced":
+        base, num_new = draw(d0, n // 2, seed), n - n // 2
+    elif cyc.cycle == "incremental":
+        num_new = round(cyc.synthetic_fraction * n)
+        base = draw(current, n - num_new, seed)
+    else:  # expanding
+        base, num_new = current, n
+
+    num_fresh = round(cyc.fresh_fraction * num_new) if num_new is not None else 0
+    parts = [base]
+    existing = set(base["text"])
+    if num_fresh:
+        fresh = make_real_dataset(num_fresh, cfg.data.data_seed + 1 + generation, cfg.data.generator(),
+                                  exclude=existing | set(d0["text"]) | set(current["text"]))
+        parts.append(rows(fresh, "fresh", generation))
+        existing |= set(fresh)
+
+    num_samples = None if num_new is None else num_new - num_fresh
+    curator = Curator(cyc.curation_steps, num_samples, existing, depth_shares(d0["text"]))
+    curator.offer(samples)
+    budget, extra, rounds = int(cyc.resample_budget * cfg.sampling.num_samples), 0, 0
+    while num_samples is not None and not curator.satisfied and extra < budget:
+        missing = num_samples - len(curator.kept)
+        # ask for enough to cover the observed rejection rate, within the budget
+        keep_rate = max(len(curator.kept) / max(curator.offered, 1), 0.05)
+        k = min(budget - extra, max(missing, int(missing / keep_rate * 1.1) + 1))
+        rounds += 1
+        curator.offer(sample_more(k, rounds))
+        extra += k
+    kept = curator.finish()
+    parts.append(rows(kept, "synthetic", t, revision(t)))
+    dataset = concatenate_datasets(parts)
+    record = curator.record(extra) if (cyc.curation_steps or extra) else None
+    if cyc.cycle == "accumulate_subsample":
+        return NextDataset(draw(dataset, n, seed), record, pool=dataset)
+    return NextDataset(dataset, record)

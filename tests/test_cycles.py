@@ -1,0 +1,166 @@
+"""Data cycles and curation: exact row counts, provenance and curation records."""
+
+import pytest
+
+from scl_hf.config import build_config
+from scl_hf.cycles import Curator, build_next_dataset, real_dataset, revision, rows
+from scl_hf.expressions import classify, make_real_dataset
+
+N = 20
+
+
+def config(**overrides):
+    return build_config({"dataset_size": N, "num_samples": N, "max_depth": 4, **overrides})
+
+
+def samples_of(k, seed=5):
+    """k distinct True expressions, unlike any of D0 (a stand-in for a model's samples)."""
+    return make_real_dataset(k, seed=seed, exclude=set(make_real_dataset(N, seed=0)))
+
+
+def never_called(k, round_):
+    raise AssertionError("no resampling expected")
+
+
+def origins(ds):
+    return {o: ds["origin"].count(o) for o in ("real", "fresh", "synthetic")}
+
+
+@pytest.mark.parametrize(
+    ("cycle", "extra", "size", "counts"),
+    [
+        ("full_synthetic", {}, N, {"real": 0, "fresh": 0, "synthetic": 20}),
+        ("full_synthetic", {"fresh_fraction": 0.25}, N, {"real": 0, "fresh": 5, "synthetic": 15}),
+        ("balanced", {}, N, {"real": 10, "fresh": 0, "synthetic": 10}),
+        ("incremental", {"synthetic_fraction": 0.25}, N, {"real": 15, "fresh": 0, "synthetic": 5}),
+        ("incremental", {"synthetic_fraction": 0.9}, N, {"real": 2, "fresh": 0, "synthetic": 18}),
+        ("expanding", {}, 2 * N, {"real": 20, "fresh": 0, "synthetic": 20}),
+        ("expanding", {"fresh_fraction": 0.25}, 2 * N, {"real": 20, "fresh": 5, "synthetic": 15}),
+        ("accumulate", {}, 2 * N, {"real": 20, "fresh": 0, "synthetic": 20}),
+        ("accumulate_subsample", {}, N, None),
+    ],
+)
+def test_first_step_of_every_cycle(cycle, extra, size, counts):
+    cfg = config(cycle=cycle, **extra)
+    d0 = real_dataset(cfg)
+    out = build_next_dataset(cfg, 1, d0, d0, samples_of(N), never_called, pool=d0)
+    ds = out.dataset
+    assert len(ds) == size and ds.column_names == ["text", "origin", "generation", "model_revision"]
+    if counts is not None:
+        assert origins(ds) == counts
+    assert out.curation is None
+    for row in ds:
+        expected = {"real": (-1, ""), "fresh": (1, ""), "synthetic": (0, "gen-00")}[row["origin"]]
+        assert (row["generation"], row["model_revision"]) == expected
+    if cycle == "accumulate_subsample":
+        assert len(out.pool) == 2 * N and set(ds["text"]) <= set(out.pool["text"])
+    fresh = [r["text"] for r in ds if r["origin"] == "fresh"]
+    assert not set(fresh) & set(d0["text"])  # fresh real data is new to the loop
+
+
+def test_cycles_over_several_generations():
+    cfg = config(cycle="expanding", fresh_fraction=0.25)
+    d0 = real_dataset(cfg)
+    d1 = build_next_dataset(cfg, 1, d0, d0, samples_of(N, 1), never_called).dataset
+    d2 = build_next_dataset(cfg, 2, d0, d1, samples_of(N, 2), never_called).dataset
+    assert len(d2) == 3 * N
+    assert origins(d2) == {"real": 20, "fresh": 10, "synthetic": 30}
+    assert sorted(set(d2["generation"])) == [-1, 0, 1, 2]
+
+    cfg = config(cycle="accumulate_subsample")
+    out1 = build_next_dataset(cfg, 1, d0, d0, samples_of(N, 1), never_called, pool=d0)
+    out2 = build_next_dataset(cfg, 2, d0, out1.dataset, samples_of(N, 2), never_called, pool=out1.pool)
+    assert len(out2.pool) == 3 * N and len(out2.dataset) == N
+
+    cfg = config(cycle="incremental", synthetic_fraction=0.5)
+    d1 = build_next_dataset(cfg, 1, d0, d0, samples_of(N, 1), never_called).dataset
+    d2 = build_next_dataset(cfg, 2, d0, d1, samples_of(N, 2), never_called).dataset
+    assert len(d2) == N and d2["model_revision"].count("gen-01") == 10
+
+
+def test_same_inputs_give_the_same_dataset():
+    cfg = config(cycle="balanced")
+    d0 = real_dataset(cfg)
+    a = build_next_dataset(cfg, 3, d0, d0, samples_of(N), never_called).dataset
+    b = build_next_dataset(cfg, 3, d0, d0, samples_of(N), never_called).dataset
+    c = build_next_dataset(cfg, 4, d0, d0, samples_of(N), never_called).dataset
+    assert a.to_dict() == b.to_dict()
+    assert a["text"][:10] != c["text"][:10]  # a different generation draws a different half of D0
+
+
+MIXED = ["True", "False", "True and", "True", "not False", "((True))", "False or False", "True", "not not True",
+         "garbage é", "True or False", "not (True and False)"]
+
+
+@pytest.mark.parametrize(
+    ("curation", "kept", "rejected", "extra"),
+    [
+        ("none", 10, {}, 0),
+        ("syntactic", 10, {"syntax_error": 2}, 0),
+        ("verified", 10, {"syntax_error": 2, "false": 2}, 4),  # 8 kept of 12: 2 missing / (8/12) * 1.1 + 1
+        ("dedup", 10, {"duplicate": 2}, 0),
+        ("verified+dedup", 10, {"syntax_error": 2, "false": 2, "duplicate": 2}, 9),  # 4 / 0.5 * 1.1 + 1
+    ],
+)
+def test_curation_counts(curation, kept, rejected, extra):
+    cfg = config(cycle="full_synthetic", curation=curation, num_samples=12, dataset_size=10)
+    d0 = real_dataset(cfg)
+    pool = iter(make_real_dataset(50, seed=9, exclude=set(MIXED)))
+    out = build_next_dataset(cfg, 1, d0, d0, MIXED, lambda k, r: [next(pool) for _ in range(k)])
+    assert len(out.dataset) == kept
+    if curation == "none":
+        assert out.curation is None and out.dataset["text"] == MIXED[:10]
+        return
+    record = out.curation
+    assert record["kept"] == kept and record["shortfall"] == 0
+    assert {k: v for k, v in record["rejected"].items() if v} == rejected
+    assert record["input"] == record["kept"] + sum(record["rejected"].values())
+    assert record["extra_samples"] == extra
+    assert record["input"] == 12 + min(extra, record["kept"] - (12 - sum(rejected.values())))
+    if "verified" in curation:
+        assert all(classify(t) == "true" for t in out.dataset["text"])
+
+
+def test_resampling_is_bounded_by_the_budget_and_records_the_shortfall():
+    cfg = config(cycle="full_synthetic", curation="verified", num_samples=10, dataset_size=10, resample_budget=2.0)
+    d0 = real_dataset(cfg)
+    calls = []
+
+    def only_false(k, round_):
+        calls.append((k, round_))
+        return ["False"] * k
+
+    out = build_next_dataset(cfg, 1, d0, d0, ["True"] * 3 + ["False"] * 7, only_false)
+    assert len(out.dataset) == 3
+    assert out.curation["extra_samples"] == 20 and out.curation["shortfall"] == 7
+    assert out.curation["rejected"]["false"] == 27
+    assert sum(k for k, _ in calls) == 20 and [r for _, r in calls] == list(range(1, len(calls) + 1))
+
+
+def test_quota_keeps_the_depth_distribution_as_far_as_samples_allow():
+    d0 = ["True", "not False", "not not True", "not not not False"]  # depths 1, 2, 3, 4: a quarter each
+    shares = {1: 0.25, 2: 0.25, 3: 0.25, 4: 0.25}
+    curator = Curator(["quota"], needed=4, depth_shares=shares)
+    curator.offer(["True", "(True)", "True", "not False", "True and True", "not not True", "not not not False"])
+    assert curator.finish() == ["True", "not False", "not not True", "not not not False"]
+    assert curator.record(0)["rejected"]["quota"] == 3 and len(d0) == 4
+    # too few deep samples: the set-aside ones fill the rest, in order
+    curator = Curator(["quota"], needed=4, depth_shares=shares)
+    curator.offer(["True", "False", "(True)", "True or False", "bad"])
+    assert curator.finish() == ["True", "True or False", "False", "(True)"]
+    assert curator.record(0) == {"steps": ["quota"], "input": 5, "kept": 4,
+                                 "rejected": {"syntax_error": 0, "false": 0, "duplicate": 0, "quota": 1},
+                                 "extra_samples": 0, "shortfall": 0}
+
+
+def test_dedup_also_drops_samples_already_in_the_joined_rows():
+    cfg = config(cycle="expanding", curation="dedup", dataset_size=4, num_samples=4)
+    d0 = rows(["True", "not False", "True or False", "False or True"], "real", -1)
+    out = build_next_dataset(cfg, 1, d0, d0, ["True", "(True)", "(True)", "not True", "False", "True and True"],
+                             never_called)
+    assert out.dataset["text"][4:] == ["(True)", "not True", "False", "True and True"]
+    assert out.curation["rejected"]["duplicate"] == 2
+
+
+def test_revision_names():
+    assert revision(0) == "gen-00" and revision(7) == "gen-07" and revision(123) == "gen-123"
