@@ -130,3 +130,16 @@ def test_cli_reports_bad_config_in_one_line(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 2
     assert out.stderr.strip() == "scl-hf data: error: dataset_size must be an integer >= 1, got -3"
+
+
+def test_every_shipped_recipe_is_valid_and_names_its_own_run():
+    recipes = sorted(CONFIGS.rglob("*.yaml"))
+    assert len(recipes) >= 17
+    names = [load_config(path).loop.run_name for path in recipes]
+    assert len(set(names)) == len(names) - 1  # paper.yaml and paper/full_synthetic.yaml share their name
+    grid = {load_config(p).loop.run_name: load_config(p) for p in (CONFIGS / "paper").glob("*.yaml")}
+    assert sorted((c.cycle.cycle, c.cycle.synthetic_fraction if c.cycle.cycle == "incremental" else None,
+                   c.cycle.fresh_fraction) for c in grid.values()) == [
+        ("balanced", None, 0.0), ("expanding", None, 0.0), ("expanding", None, 0.25), ("full_synthetic", None, 0.0),
+        ("incremental", 0.25, 0.0), ("incremental", 0.5, 0.0), ("incremental", 0.75, 0.0), ("incremental", 0.9, 0.0)]
+    assert all(c.loop.num_generations == 50 and c.model.n_embd == 384 for c in grid.values())
