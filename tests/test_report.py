@@ -1,0 +1,260 @@
+"""Reports from small hand-written run directories: exact tables, valid PNGs, incomplete runs, seed groups."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from scl_hf.cli import main
+from scl_hf.config import build_config, save_config
+from scl_hf.report import (
+    RunDirError,
+    bootstrap_interval,
+    group_runs,
+    load_run,
+    summarize,
+    write_comparison_report,
+    write_run_report,
+)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def record(gen, true, false, diversity, num_unique, *, num_samples=100, best_val_loss=0.5, curation=None, **extra):
+    """A metrics.json as the loop writes it (contract schema), with the rates that matter set by hand."""
+    return {
+        "generation": gen,
+        "metrics": {"num_samples": num_samples, "syntax_error_rate": round(1.0 - true - false, 10),
+                    "false_rate": false, "true_rate": true, "diversity": diversity, "num_unique": num_unique,
+                    "unique_rate": num_unique / num_samples, "mean_length": 12.345, "max_length": 40,
+                    "mean_depth": 3.5, **extra},
+        "train": {"best_val_loss": best_val_loss, "best_step": 40, "steps": 50, "final_train_loss": 0.6,
+                  "train_tokens": 20000, "seconds": 3.25},
+        "sampling": {"num_samples": num_samples, "num_truncated": 2, "seconds": 1.5},
+        "data": {"num_rows": 100, "origin_counts": {"real": 50, "synthetic": 50, "fresh": 0}, "curation": curation},
+    }
+
+
+def make_run(root: Path, name: str, records: list[dict], unfinished: tuple[int, ...] = (), **config) -> Path:
+    """A run directory: config.yaml via save_config, gen_XX/metrics.json per record, bare folders for unfinished."""
+    cfg = build_config({"run_name": name, "output_dir": str(root), "num_generations": 5, **config})
+    run_dir = root / name
+    run_dir.mkdir(parents=True)
+    save_config(cfg, run_dir / "config.yaml")
+    for rec in records:
+        gen_dir = run_dir / f"gen_{rec['generation']:02d}"
+        gen_dir.mkdir()
+        (gen_dir / "metrics.json").write_text(json.dumps(rec))
+    for gen in unfinished:
+        (run_dir / f"gen_{gen:02d}" / "model").mkdir(parents=True)  # started, metrics.json not written yet
+    return run_dir
+
+
+def assert_png(path: Path) -> None:
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    image = imread(path)
+    height, width = image.shape[:2]
+    assert 300 <= height <= 2000 and 500 <= width <= 3000
+    assert image.std() > 0.01  # something is drawn, not a blank canvas
+
+
+THREE_GENS = [
+    record(0, 0.8, 0.15, 0.42, 95, novelty_rate=0.9),
+    record(1, 0.9, 0.08, 0.25, 70, novelty_rate=0.5, best_val_loss=0.4),
+    record(2, 0.7, 0.2, 0.05, 30, novelty_rate=0.25, best_val_loss=0.3),
+]
+
+
+def test_run_report_tables_are_exact(tmp_path):
+    run_dir = make_run(tmp_path, "inc", THREE_GENS, num_generations=3, cycle="incremental", synthetic_fraction=0.5)
+    report = write_run_report(run_dir)
+    assert report == run_dir / "report.md"
+    text = report.read_text()
+    assert text.startswith("# Run report: inc\n\n**incremental, λ=0.5, curation=none**\n")
+    assert "Generations with metrics: 3 of 3, complete." in text
+    assert "| 0.4200 | 0.0500 (gen 2) | 88.1% | 2 | 0.9000 (gen 1) |" in text  # summary: 0.42 -> 0.05, peak at 1
+    assert "| 0 | 100 | 0.8000 | 0.1500 | 0.0500 | 0.4200 | 95 | 0.9500 | 0.9000 | 12.35 | 40 | 3.50 | 2 | 0.5000 |" \
+        in text
+    assert "| 1 | 100 | 0.9000 | 0.0800 | 0.0200 | 0.2500 | 70 | 0.7000 | 0.5000 | 12.35 | 40 | 3.50 | 2 | 0.4000 |" \
+        in text
+    assert "| 2 | 100 | 0.7000 | 0.2000 | 0.1000 | 0.0500 | 30 | 0.3000 | 0.2500 | 12.35 | 40 | 3.50 | 2 | 0.3000 |" \
+        in text
+    assert "| 2 | 100 | 50 | 50 | 0 | 50 | 40 | 0.6000 | 20000 | 3.2 | 1.5 |" in text  # training data and cost
+    assert "cycle: incremental\nsynthetic_fraction: 0.5\n" in text  # the config, as YAML
+    for name in ("correctness", "diversity", "unique"):
+        assert f"![{name}" in text and f"]({name}.png)" in text  # relative links
+        assert_png(run_dir / f"{name}.png")
+    assert not (run_dir / "curation.png").exists() and "## Curation" not in text
+
+
+def test_threshold_and_missing_novelty(tmp_path):
+    recs = [record(0, 0.5, 0.5, 0.3, 50), record(1, 0.5, 0.5, 0.2, 50)]  # no novelty_rate: no references given
+    run_dir = make_run(tmp_path, "full", recs)
+    text = write_run_report(run_dir, threshold=0.25).read_text()
+    assert "| diversity at gen 0 | diversity at last gen | relative decline | first gen below 0.25 |" in text
+    assert "| 0.3000 | 0.2000 (gen 1) | 33.3% | 1 | 0.5000 (gen 0) |" in text  # ties: the first peak
+    assert "| 1 | 100 | 0.5000 | 0.5000 | 0.0000 | 0.2000 | 50 | 0.5000 | n/a |" in text
+    assert "**full_synthetic, curation=none**" in text  # no λ for a cycle that does not use it
+    text = write_run_report(run_dir).read_text()
+    assert "| 0.3000 | 0.2000 (gen 1) | 33.3% | never | 0.5000 (gen 0) |" in text
+
+
+def test_curation_figure_and_table(tmp_path):
+    kept = {"steps": ["verified", "dedup"], "input": 120, "kept": 70,
+            "rejected": {"syntax_error": 5, "false": 25, "duplicate": 20, "quota": 0}, "extra_samples": 20,
+            "shortfall": 30}
+    recs = [record(0, 0.8, 0.1, 0.4, 90), record(1, 0.95, 0.05, 0.3, 80, curation=kept)]
+    run_dir = make_run(tmp_path, "exp", recs, cycle="expanding", synthetic_fraction=0.5, fresh_fraction=0.5,
+                       curation="verified+dedup")
+    text = write_run_report(run_dir).read_text()
+    assert "**expanding, λ=0.5, fresh=0.5, curation=verified+dedup**" in text
+    assert "| 1 | verified+dedup | 120 | 70 | 5 | 25 | 20 | 0 | 20 | 30 |" in text
+    assert "| 0 | verified" not in text  # generation 0 is built from D0 only
+    assert "](curation.png)" in text
+    assert_png(run_dir / "curation.png")
+
+
+def test_diversity_stderr_band(tmp_path):
+    recs = [record(0, 0.8, 0.1, 0.4, 90, diversity_stderr=0.01), record(1, 0.8, 0.1, 0.3, 90, diversity_stderr=0.02)]
+    run_dir = make_run(tmp_path, "pairs", recs)
+    write_run_report(run_dir)
+    assert_png(run_dir / "diversity.png")
+
+
+def test_incomplete_and_running_runs(tmp_path):
+    run_dir = make_run(tmp_path, "running", THREE_GENS[:2], unfinished=(2,))
+    (run_dir / "gen_03").mkdir()
+    (run_dir / "gen_03" / "metrics.json").write_text("{not json")
+    (run_dir / "notes").mkdir()  # not a generation folder: ignored
+    run = load_run(run_dir)
+    assert run.generation_numbers == [0, 1]
+    text = write_run_report(run_dir).read_text()
+    assert "Generations with metrics: 2 of 5, incomplete (running or interrupted)." in text
+    assert "- skipped gen_02: no metrics.json yet (generation running or interrupted)" in text
+    assert "- skipped gen_03: metrics.json unreadable" in text
+    assert "| 0.4200 | 0.2500 (gen 1) | 40.5% | never | 0.9000 (gen 1) |" in text
+    assert_png(run_dir / "correctness.png")
+
+    fresh = make_run(tmp_path, "just_started", [], unfinished=(0,))
+    text = write_run_report(fresh).read_text()
+    assert "Generations with metrics: 0 of 5" in text and "No generation is complete yet" in text
+    assert "- skipped gen_00: no metrics.json yet" in text
+    assert "```yaml\n# --- model ---\n" in text
+    assert not list(fresh.glob("*.png"))
+
+
+def test_not_a_run_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RunDirError, match=r"empty is not a run directory: it has no config.yaml"):
+        write_run_report(tmp_path / "empty")
+    with pytest.raises(ValueError, match=r"missing is not a run directory: it does not exist"):
+        write_run_report(tmp_path / "missing")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.yaml").write_text("cycle: sideways\n")
+    with pytest.raises(RunDirError, match=r"bad is not a run directory: config.yaml is not a valid .*cycle must be"):
+        write_run_report(tmp_path / "bad")
+    assert main(["report", str(tmp_path / "empty")]) == 2
+    assert not (tmp_path / "empty" / "report.md").exists()
+
+
+def test_summarize_and_bootstrap():
+    s = summarize([0, 1, 2, 3], [0.5, None, 0.2, 0.04], [0.1, 0.3, 0.3, 0.2], threshold=0.2)
+    assert s["diversity_first"] == 0.5 and s["diversity_last"] == 0.04 and s["last_generation"] == 3
+    assert s["relative_decline"] == pytest.approx(0.92)
+    assert s["below_threshold"] == 3  # 0.2 is not below 0.2
+    assert (s["true_rate_peak"], s["true_rate_peak_generation"]) == (0.3, 1)
+    assert summarize([0], [0.0], [0.5])["relative_decline"] is None  # no decline from zero diversity
+
+    assert bootstrap_interval([0.4]) == (0.4, 0.4)
+    assert bootstrap_interval([0.3, 0.3, 0.3]) == pytest.approx((0.3, 0.3))
+    low, high = bootstrap_interval([0.5, 0.6, 0.7])
+    assert (low, high) == bootstrap_interval([0.5, 0.6, 0.7])  # fixed seed: deterministic
+    assert 0.5 <= low < 0.6 < high <= 0.7
+    wide = bootstrap_interval([0.1, 0.6, 0.9])
+    assert wide[1] - wide[0] > high - low
+    with pytest.raises(ValueError, match="at least one value"):
+        bootstrap_interval([])
+
+
+def seeds_and_variants(root: Path) -> list[Path]:
+    """Three seeds of incremental λ=0.5 (one still running), one λ=0.9 run, one curated run."""
+    dirs = []
+    for i, (divs, trues) in enumerate([([0.5, 0.4, 0.3], [0.7, 0.9, 0.9]), ([0.6, 0.5, 0.35], [0.8, 0.9, 0.6]),
+                                       ([0.7, 0.3], [0.9, 0.9])]):
+        recs = [record(g, t, 0.0, d, 50) for g, (d, t) in enumerate(zip(divs, trues, strict=True))]
+        dirs.append(make_run(root, f"inc05_s{i}", recs, cycle="incremental", synthetic_fraction=0.5, seed=i,
+                             data_seed=10 + i, hub_model_id=f"me/run{i}"))
+    recs = [record(g, 0.5, 0.5, d, 50) for g, d in enumerate([0.4, 0.08, 0.02])]
+    dirs.append(make_run(root, "inc09", recs, cycle="incremental", synthetic_fraction=0.9))
+    recs = [record(g, 1.0, 0.0, d, 50) for g, d in enumerate([0.4, 0.35])]
+    dirs.append(make_run(root, "inc05_verified", recs, cycle="incremental", synthetic_fraction=0.5,
+                         curation="verified"))
+    return dirs
+
+
+def test_seed_grouping_exact_means(tmp_path):
+    groups = group_runs([load_run(d) for d in seeds_and_variants(tmp_path / "runs")])
+    assert [g.label for g in groups] == ["incremental, λ=0.5, curation=none", "incremental, λ=0.9, curation=none",
+                                         "incremental, λ=0.5, curation=verified"]
+    seeds = groups[0]
+    assert [r.name for r in seeds.runs] == ["inc05_s0", "inc05_s1", "inc05_s2"]
+    assert seeds.generations == [0, 1]  # the generations every seed completed
+    assert seeds.curves["diversity"]["mean"] == pytest.approx([0.6, 0.4])
+    assert seeds.curves["true_rate"]["mean"] == pytest.approx([0.8, 0.9])
+    curve = seeds.curves["diversity"]
+    for low, mean, high in zip(curve["low"], curve["mean"], curve["high"], strict=True):
+        assert low < mean < high
+    assert seeds.curves["true_rate"]["low"][1] == seeds.curves["true_rate"]["high"][1] == pytest.approx(0.9)
+    assert seeds.curves["diversity"]["low"][0] == pytest.approx(bootstrap_interval([0.5, 0.6, 0.7])[0])
+    single = groups[1]
+    assert single.curves["diversity"]["mean"] == single.curves["diversity"]["low"] == pytest.approx([0.4, 0.08, 0.02])
+
+
+def test_comparison_report(tmp_path):
+    out = tmp_path / "cmp"
+    dirs = seeds_and_variants(tmp_path / "runs")
+    write_run_report(dirs[0])  # a run with its own report gets a link
+    report = write_comparison_report(dirs, out, threshold=0.1)
+    assert report == out / "comparison.md"
+    text = report.read_text()
+    assert "| incremental, λ=0.5, curation=none | 3 | 0..1 | 0.6000 | 0.4000 (gen 1) | 33.3% | never | " \
+           "0.9000 (gen 1) |" in text
+    assert "| incremental, λ=0.9, curation=none | 1 | 0..2 | 0.4000 | 0.0200 (gen 2) | 95.0% | 1 | 0.5000 (gen 0) |" \
+        in text
+    assert "| incremental, λ=0.5, curation=verified | 1 | 0..1 | 0.4000 | 0.3500 (gen 1) | 12.5% | never |" in text
+    assert "| [inc05_s0](../runs/inc05_s0/report.md) | incremental, λ=0.5, curation=none | 10 | 0 | 3 of 5 |" in text
+    assert "| inc05_s2 | incremental, λ=0.5, curation=none | 12 | 2 | 2 of 5 |" in text
+    for name in ("comparison_diversity", "comparison_true_rate"):
+        assert f"]({name}.png)" in text
+        assert_png(out / f"{name}.png")
+
+
+def test_twin_labels_name_the_difference(tmp_path):
+    a = make_run(tmp_path, "a", [record(0, 0.5, 0.5, 0.4, 50)], learning_rate=1.0e-3)
+    b = make_run(tmp_path, "b", [record(0, 0.5, 0.5, 0.3, 50)], learning_rate=2.0e-3)
+    labels = [g.label for g in group_runs([load_run(a), load_run(b)])]
+    assert labels == ["full_synthetic, curation=none, learning_rate=0.001",
+                      "full_synthetic, curation=none, learning_rate=0.002"]
+
+
+def test_cli_report(tmp_path, capsys):
+    dirs = seeds_and_variants(tmp_path / "runs")
+    assert main(["report", str(dirs[3])]) == 0
+    assert capsys.readouterr().out.strip() == str(dirs[3] / "report.md")
+    assert "| 0.4000 | 0.0200 (gen 2) | 95.0% | 1 |" in (dirs[3] / "report.md").read_text()
+    assert main(["report", *map(str, dirs), "--output", str(tmp_path / "cmp"), "--threshold", "0.5"]) == 0
+    assert "first gen below 0.5" in (tmp_path / "cmp" / "comparison.md").read_text()
+    assert main(["report", str(dirs[0]), str(dirs[1])]) == 2
+    assert "--output DIR is required" in capsys.readouterr().err
+    assert main(["report", str(dirs[0]), "--threshold", "2"]) == 2
+    assert "--threshold must be in [0, 1]" in capsys.readouterr().err
+
+
+def test_report_is_deterministic(tmp_path):
+    run_dir = make_run(tmp_path, "det", THREE_GENS)
+    first, first_png = write_run_report(run_dir).read_text(), imread(run_dir / "diversity.png")
+    assert write_run_report(run_dir).read_text() == first  # no timestamps: reports diff cleanly
+    assert np.array_equal(imread(run_dir / "diversity.png"), first_png)
+    assert not list(run_dir.glob(".*.tmp"))  # written atomically, nothing left behind
