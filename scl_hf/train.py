@@ -1,0 +1,299 @@
+"""One generation's training run: an explicit Accelerate loop over packed ``<bos>expr<eos>`` blocks.
+
+The recipe is nanoGPT's (and the paper's): every expression becomes ``<bos>expr<eos>``, the sequences
+are concatenated into one endless stream (a fresh shuffle per epoch) and cut into blocks of
+``n_positions`` inputs with their next-token targets, so no position is padding. AdamW with weight
+decay on matrices only, gradient clipping, linear warmup then cosine decay to ``min_learning_rate``,
+a held-out share of the generation's data evaluated every ``eval_steps``, and the weights of the best
+validation loss loaded back at the end (the paper's early stopping: train on, keep the best).
+
+Under ``accelerate launch --num_processes N`` every process builds the same stream and takes its own
+slice of each global batch of ``N x per_device_train_batch_size`` blocks: the processes see disjoint
+shards, and together exactly the blocks one process would see with an N times larger batch. The
+learning rate is a function of the optimizer step alone, so its schedule has the same shape for any N.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration, set_seed
+from tqdm.auto import tqdm
+
+from scl_hf.config import TrainingConfig
+
+IGNORE_INDEX = -100  # target of padded positions in the last validation block (PyTorch's default)
+
+
+@dataclass
+class TrainResult:
+    """What one training run did; ``to_json()`` is the ``train`` block of ``metrics.json``."""
+
+    best_val_loss: float  # mean cross-entropy per token (nats) on the held-out split, at best_step
+    best_step: int  # optimizer step whose weights were kept
+    steps: int  # optimizer steps taken
+    final_train_loss: float  # mean training loss over the last logging window
+    train_tokens: int  # input tokens consumed, all processes together
+    seconds: float
+    # one record per log ({"step", "loss", "lr", "tokens_per_second"}) and per evaluation ({"step", "val_loss"})
+    history: list[dict] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        del out["history"]
+        return out
+
+
+def resolve_mixed_precision(value: str) -> str:
+    """``"auto"`` becomes ``"bf16"`` on a GPU that supports it and ``"no"`` elsewhere (CPU autocast is slow)."""
+    if value != "auto":
+        return value
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+
+
+def make_accelerator(cfg: TrainingConfig, project_dir: str | None = None) -> Accelerator:
+    """The run's one Accelerator: mixed precision resolved, gradient accumulation, trackers when asked.
+
+    ``project_dir`` is where trackers write (TensorBoard event files go to ``<project_dir>/logs``).
+    """
+    log_with = None if cfg.report_to == "none" else cfg.report_to
+    project = None
+    if project_dir is not None:
+        project = ProjectConfiguration(project_dir=str(project_dir), logging_dir=f"{project_dir}/logs")
+    return Accelerator(
+        mixed_precision=resolve_mixed_precision(cfg.mixed_precision),
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        log_with=log_with,
+        project_config=project,
+        # The learning rate is set by hand from the optimizer step (learning_rate_at), so no scheduler is
+        # prepared and its N-steps-per-optimizer-step behaviour under N processes never arises.
+        step_scheduler_with_optimizer=False,
+    )
+
+
+def learning_rate_at(step: int, cfg: TrainingConfig) -> float:
+    """Learning rate of optimizer step ``step`` (0-based): linear warmup, then cosine to ``min_learning_rate``.
+
+    nanoGPT's schedule: warmup reaches the peak at step ``warmup_steps``; the cosine then runs over the
+    remaining ``max_steps - warmup_steps`` steps.
+    """
+    if step < cfg.warmup_steps:
+        return cfg.learning_rate * (step + 1) / (cfg.warmup_steps + 1)
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    return cfg.min_learning_rate + 0.5 * (1.0 + math.cos(math.pi * progress)) * (
+        cfg.learning_rate - cfg.min_learning_rate)
+
+
+def encode_sequences(texts: list[str], tokenizer) -> list[np.ndarray]:
+    """``<bos>text<eos>`` token ids of every text (int64 arrays)."""
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    ids = tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"] if texts else []
+    return [np.array([bos, *seq, eos], dtype=np.int64) for seq in ids]
+
+
+def split_train_validation(texts: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """Shuffle with ``seed`` and hold out ``round(fraction * n)`` rows (at least one) for validation."""
+    if len(texts) < 2:
+        raise ValueError(f"dataset must have at least 2 rows to hold out a validation split, got {len(texts)}")
+    order = np.random.default_rng(seed).permutation(len(texts))
+    num_val = min(len(texts) - 1, max(1, round(fraction * len(texts))))
+    return [texts[i] for i in order[num_val:]], [texts[i] for i in order[:num_val]]
+
+
+class PackedStream:
+    """Endless stream of ``<bos>expr<eos>`` sequences, reshuffled every epoch, cut into training blocks.
+
+    ``next_batch(n)`` returns ``(n, block_size + 1)`` int64 token ids: inputs are ``[:, :-1]`` and
+    targets ``[:, 1:]``. Consecutive blocks overlap by the one token that is target of one and first
+    input of the next, so every token of the stream is predicted exactly once. Blocks may span epochs.
+    """
+
+    def __init__(self, sequences: list[np.ndarray], block_size: int, seed: int) -> None:
+        if not sequences:
+            raise ValueError("cannot pack an empty training split")
+        self.sequences = sequences
+        self.block_size = block_size
+        self.rng = np.random.default_rng(seed)
+        self.epoch = 0
+        self.buffer = np.zeros(0, dtype=np.int64)
+        self.pos = 0  # first token of the next block
+
+    def _add_epoch(self) -> None:
+        order = self.rng.permutation(len(self.sequences))
+        self.buffer = np.concatenate([self.buffer[self.pos:], *(self.sequences[i] for i in order)])
+        self.pos = 0
+        self.epoch += 1
+
+    def next_batch(self, n: int) -> torch.Tensor:
+        needed = n * self.block_size + 1
+        while len(self.buffer) - self.pos < needed:
+            self._add_epoch()
+        starts = self.pos + self.block_size * np.arange(n)[:, None]
+        batch = self.buffer[starts + np.arange(self.block_size + 1)]
+        self.pos += n * self.block_size
+        return torch.from_numpy(batch)
+
+
+def validation_blocks(sequences: list[np.ndarray], block_size: int,
+                      filler_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The validation stream (fixed order) as ``(inputs, targets)``, each ``(num_blocks, block_size)``.
+
+    Every token after the first is a target exactly once. The last block is filled up with ``filler_id``
+    inputs whose targets are ``IGNORE_INDEX``; causal attention keeps them from affecting the real ones.
+    """
+    stream = np.concatenate(sequences)
+    num_blocks = max(1, math.ceil((len(stream) - 1) / block_size))
+    inputs = np.full((num_blocks, block_size), filler_id, dtype=np.int64)
+    targets = np.full((num_blocks, block_size), IGNORE_INDEX, dtype=np.int64)
+    for b in range(num_blocks):
+        chunk = stream[b * block_size: (b + 1) * block_size + 1]
+        inputs[b, : len(chunk) - 1] = chunk[:-1]
+        targets[b, : len(chunk) - 1] = chunk[1:]
+    return torch.from_numpy(inputs), torch.from_numpy(targets)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainingConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on weight matrices only (not biases, LayerNorms or the position table)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():  # tied weights are listed once
+        if not param.requires_grad:
+            continue
+        (decay if param.dim() >= 2 and "wpe" not in name else no_decay).append(param)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=learning_rate_at(0, cfg), betas=(cfg.adam_beta1, cfg.adam_beta2))
+
+
+def _loss_sum(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Summed cross-entropy (nats) of ``targets`` under ``model(inputs)``; ``IGNORE_INDEX`` targets are skipped."""
+    logits = model(input_ids=inputs, use_cache=False).logits
+    return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX,
+                           reduction="sum")
+
+
+@torch.no_grad()
+def evaluate_loss(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, accelerator: Accelerator,
+                  batch_size: int) -> float:
+    """Mean validation loss per token over all processes (each process evaluates every N-th block)."""
+    was_training = model.training
+    model.eval()
+    rank, world = accelerator.process_index, accelerator.num_processes
+    total = torch.zeros(2, dtype=torch.float64, device=accelerator.device)  # [loss sum, target count]
+    mine_in, mine_tg = inputs[rank::world], targets[rank::world]
+    for i in range(0, len(mine_in), batch_size):
+        x = mine_in[i: i + batch_size].to(accelerator.device)
+        y = mine_tg[i: i + batch_size].to(accelerator.device)
+        total[0] += _loss_sum(model, x, y).double()
+        total[1] += (y != IGNORE_INDEX).sum()
+    total = accelerator.reduce(total, reduction="sum")
+    model.train(was_training)
+    return (total[0] / total[1]).item()
+
+
+def train_model(model, tokenizer, dataset, cfg: TrainingConfig, accelerator: Accelerator, *, seed: int,
+                step_offset: int = 0) -> TrainResult:
+    """Train ``model`` on the ``text`` column of ``dataset``; return with the best-validation weights loaded.
+
+    Args:
+        model: the caller's (unwrapped) ``GPT2LMHeadModel``, freshly initialised or the previous generation's.
+        tokenizer: the character tokenizer (``bos``/``eos``/``pad`` ids are used for packing).
+        dataset: a ``datasets.Dataset`` with a ``text`` column.
+        cfg: the training recipe.
+        accelerator: from ``make_accelerator(cfg)``.
+        seed: shuffles the split and the batches and seeds dropout (process ``i`` uses ``seed + i``).
+        step_offset: added to the step of every tracker record, so generations follow each other on one axis.
+
+    Returns:
+        A ``TrainResult``; ``model`` holds the weights of ``best_step`` and is left in eval mode.
+    """
+    start = time.perf_counter()
+    if "text" not in dataset.column_names:
+        raise ValueError(f"dataset must have a 'text' column, got columns {dataset.column_names}")
+    block_size = model.config.n_positions
+    train_texts, val_texts = split_train_validation(list(dataset["text"]), cfg.validation_fraction, seed)
+    stream = PackedStream(encode_sequences(train_texts, tokenizer), block_size, seed)
+    # filler <bos>, not <pad>: transformers warns about unmasked padding when it sees pad ids
+    val_inputs, val_targets = validation_blocks(encode_sequences(val_texts, tokenizer), block_size,
+                                                tokenizer.bos_token_id)
+
+    accelerator.gradient_accumulation_steps = cfg.gradient_accumulation_steps
+    if accelerator.log_with and not accelerator.trackers:
+        accelerator.init_trackers("scl_hf")
+    set_seed(seed, device_specific=True)  # dropout masks differ between processes, repeat between runs
+    model.train()
+    optimizer = make_optimizer(model, cfg)
+    wrapped, optimizer = accelerator.prepare(model, optimizer)
+    forward = torch.compile(wrapped) if cfg.torch_compile else wrapped
+
+    rank, world = accelerator.process_index, accelerator.num_processes
+    batch = cfg.per_device_train_batch_size
+    tokens_per_step = world * batch * block_size * cfg.gradient_accumulation_steps
+    history: list[dict] = []
+    best_val, best_step, best_state = math.inf, 0, None
+    window_loss = torch.zeros((), device=accelerator.device)  # summed micro-step losses since the last log
+    window_count, window_start, final_train_loss = 0, time.perf_counter(), math.nan
+    progress = tqdm(total=cfg.max_steps, disable=not accelerator.is_local_main_process, desc="train")
+
+    for step in range(cfg.max_steps):
+        # learning rate of this optimizer step, identical on every process
+        lr = learning_rate_at(step, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        # forward/backward on this process's slice of each global micro-batch; gradients sync on the last
+        for _ in range(cfg.gradient_accumulation_steps):
+            blocks = stream.next_batch(world * batch)[rank * batch: (rank + 1) * batch].to(accelerator.device)
+            with accelerator.accumulate(wrapped):
+                logits = forward(input_ids=blocks[:, :-1], use_cache=False).logits
+                loss = F.cross_entropy(logits.float().flatten(0, 1), blocks[:, 1:].flatten())
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(wrapped.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            window_loss += loss.detach()
+            window_count += 1
+        done = step + 1
+        # logging: mean training loss over the window, all processes
+        if done % cfg.logging_steps == 0 or done == cfg.max_steps:
+            mean_loss = accelerator.reduce(window_loss / window_count, reduction="mean").item()
+            now = time.perf_counter()
+            steps_in_window = window_count // cfg.gradient_accumulation_steps
+            record = {"step": done, "loss": mean_loss, "lr": lr,
+                      "tokens_per_second": steps_in_window * tokens_per_step / max(now - window_start, 1e-9)}
+            history.append(record)
+            accelerator.log({f"train/{k}": v for k, v in record.items() if k != "step"}, step=step_offset + done)
+            progress.set_postfix(loss=f"{mean_loss:.4f}", tok_s=f"{record['tokens_per_second']:.0f}", lr=f"{lr:.2e}")
+            final_train_loss = mean_loss
+            window_loss.zero_()
+            window_count, window_start = 0, time.perf_counter()
+        # validation: keep the weights whenever the held-out loss improves
+        if done % cfg.eval_steps == 0 or done == cfg.max_steps:
+            eval_start = time.perf_counter()
+            val_loss = evaluate_loss(forward, val_inputs, val_targets, accelerator, batch)
+            history.append({"step": done, "val_loss": val_loss})
+            accelerator.log({"train/val_loss": val_loss}, step=step_offset + done)
+            if val_loss < best_val:
+                best_val, best_step = val_loss, done
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            window_start += time.perf_counter() - eval_start  # tokens/s counts training time only
+        progress.update(1)
+    progress.close()
+
+    # hand back the caller's model with the best weights, forward unpatched from mixed precision
+    accelerator.unwrap_model(wrapped, keep_fp32_wrapper=False)
+    model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(
+        best_val_loss=best_val,
+        best_step=best_step,
+        steps=cfg.max_steps,
+        final_train_loss=final_train_loss,
+        train_tokens=cfg.max_steps * tokens_per_step,
+        seconds=time.perf_counter() - start,
+        history=history,
+    )
