@@ -36,6 +36,33 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_lines(path: str, what: str) -> list[str]:
+    """One string per line of a UTF-8 file. Only "\\n" ends a line (form feeds and the like are content);
+    a trailing "\\r" is dropped, blank lines are empty samples, a final newline adds none."""
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            text = f.read()
+    except OSError as err:
+        raise ValueError(f"cannot read {what} file {path!r}: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{what} file {path!r} is not UTF-8 text: {err}") from None
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
+def _metric(args: argparse.Namespace) -> int:
+    """Correctness and diversity of a text file with one expression per line, printed as JSON."""
+    from scl_hf.metrics import compute_metrics
+
+    predictions = _read_lines(args.file, "predictions")
+    references = None if args.references is None else _read_lines(args.references, "references")
+    result = compute_metrics(predictions, references, level=args.level, max_pairs=args.max_pairs)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from scl_hf.config import add_config_arguments
 
@@ -54,6 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.1,
                    help="diversity below which a run counts as collapsed, in [0, 1] (default: 0.1)")
     p.set_defaults(func=_report)
+
+    p = sub.add_parser("metric", allow_abbrev=False,
+                       help="correctness and diversity of a file of expressions (one per line), as JSON")
+    p.add_argument("file", metavar="FILE", help="UTF-8 text file, one generated expression per line")
+    p.add_argument("--references", metavar="FILE", help="training set, one per line: adds novelty_rate")
+    p.add_argument("--level", choices=("token", "char"), default="token",
+                   help="edit distance over word tokens or characters (default: token)")
+    p.add_argument("--max_pairs", type=int, metavar="N",
+                   help="estimate the diversity from N random pairs when there are more (default: exact)")
+    p.set_defaults(func=_metric)
     return parser
 
 

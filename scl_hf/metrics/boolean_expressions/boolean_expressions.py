@@ -1,0 +1,105 @@
+"""The ``boolean_expressions`` evaluate module: correctness and diversity of generated Boolean expressions.
+
+A thin wrapper: the numbers come from ``scl_hf.metrics.compute_metrics`` (the project's parser, never
+``eval``, and rapidfuzz edit distances), so the metric and the training loop cannot disagree. The script
+imports ``scl_hf`` rather than carrying a copy of the parser; the metric card says why.
+"""
+
+import datasets
+import evaluate
+
+from scl_hf.metrics import compute_metrics
+
+_CITATION = """\
+@article{briesch2023large,
+  title={Large Language Models Suffer From Their Own Output: An Analysis of the Self-Consuming Training Loop},
+  author={Briesch, Martin and Sobania, Dominik and Rothlauf, Franz},
+  journal={arXiv preprint arXiv:2311.16822},
+  year={2023}
+}
+"""
+
+_DESCRIPTION = """\
+Correctness and diversity of generated Boolean expressions over the tokens True, False, and, or, not, ( and ),
+as measured by Briesch et al. (2023) in their study of self-consuming training loops. Each prediction is
+classified by Python's reading of it (syntax error, False or True) with a parser that never evaluates code;
+the diversity is the mean normalized Levenshtein distance over all unordered pairs of predictions, on word
+tokens or characters.
+"""
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions (`list` of `str`): generated strings, any content (garbage, empty, long, non-ASCII).
+    references (`list` of `str`, *optional*): the training set, of any length; adds `novelty_rate`. Not paired
+        with the predictions, so it is a keyword of `compute` only (not of `add_batch`).
+    level (`str`, defaults to `"token"`): `"token"` compares word tokens (each parenthesis, and every maximal
+        run of other non-space characters), `"char"` compares characters.
+    max_pairs (`int`, *optional*): when there are more unordered pairs than this, the diversity is estimated
+        from `max_pairs` random pairs and `diversity_stderr` is added. Defaults to exact.
+    seed (`int`, defaults to 0): seed of the pair sampling.
+Returns:
+    num_samples (`int`), syntax_error_rate, false_rate, true_rate (`float`, summing to 1; true_rate is the
+    paper's semantic correctness, 1 - syntax_error_rate its syntactic correctness), diversity (`float` in
+    [0, 1]), num_unique (`int`), unique_rate (`float`), mean_length (`float`) and max_length (`int`) in word
+    tokens, mean_depth (`float` over parsable predictions, None if there are none), novelty_rate (`float`,
+    with references), diversity_stderr (`float`, when estimated).
+Examples:
+    Run from the folder that holds `boolean_expressions/`, or load `"<namespace>/boolean_expressions"` from a
+    Hub Space.
+
+    >>> import evaluate
+    >>> metric = evaluate.load("boolean_expressions")
+    >>> results = metric.compute(predictions=["True and False", "not False", "True or", "not False"])
+    >>> results["syntax_error_rate"], results["false_rate"], results["true_rate"]
+    (0.25, 0.25, 0.5)
+    >>> round(results["diversity"], 4)  # token distances 2/3, 2/3, 2/3, 1, 0, 1: mean 4/6
+    0.6667
+    >>> results["num_unique"], results["unique_rate"], results["mean_length"], results["max_length"]
+    (3, 0.75, 2.25, 3)
+    >>> results["mean_depth"]
+    2.0
+
+    The training set as references adds the share of predictions not in it:
+
+    >>> metric.compute(predictions=["True", "True", "not True", "False"], references=["True"])["novelty_rate"]
+    0.5
+
+    Characters instead of word tokens ("True" -> "False" takes 4 edits, normalized by 5):
+
+    >>> metric.compute(predictions=["True", "False"])["diversity"]
+    1.0
+    >>> metric.compute(predictions=["True", "False"], level="char")["diversity"]
+    0.8
+
+    An estimate from sampled pairs carries its standard error:
+
+    >>> results = metric.compute(predictions=["True", "False"] * 100, max_pairs=1000)
+    >>> 0.45 < results["diversity"] < 0.56, results["diversity_stderr"] < 0.02
+    (True, True)
+"""
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class BooleanExpressions(evaluate.Metric):
+    """Correctness (syntax error / False / True rates) and pairwise edit-distance diversity of expressions."""
+
+    def _info(self):
+        return evaluate.MetricInfo(
+            module_type="metric",
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=datasets.Features({"predictions": datasets.Value("string")}),
+            reference_urls=["https://arxiv.org/abs/2311.16822"],
+        )
+
+    def compute(self, *, predictions=None, references=None, **kwargs):
+        """Compute the metric; `references` (a training set of any length) is optional. Keyword arguments only."""
+        # evaluate binds `references` to a feature column as long as the predictions and drops it when there is no
+        # such feature; here it is a training set of any length, so it reaches _compute under another name.
+        if references is not None:
+            kwargs["reference_texts"] = references
+        return super().compute(predictions=predictions, **kwargs)
+
+    def _compute(self, predictions, reference_texts=None, level="token", max_pairs=None, seed=0):
+        return compute_metrics(predictions, reference_texts, level=level, max_pairs=max_pairs, seed=seed)

@@ -1,0 +1,302 @@
+"""The metric: compute_metrics values and errors, the evaluate module folder, the `scl-hf metric` command."""
+
+import doctest
+import json
+import os
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import scl_hf.metrics
+from scl_hf.cli import main
+from scl_hf.metrics import compute_metrics
+
+METRICS_DIR = Path(scl_hf.metrics.__file__).parent
+FOLDER = METRICS_DIR / "boolean_expressions"
+KEYS = ["num_samples", "syntax_error_rate", "false_rate", "true_rate", "diversity", "num_unique", "unique_rate",
+        "mean_length", "max_length", "mean_depth"]
+
+# false, true, syntax error, true, syntax error (empty), false (depth 3)
+SAMPLES = ["True and False", "not False", "True or", "not False", "", "not (True or False)"]
+# Token sequences A=[T and F] B=[not F] C=[T or] B E=[] G=[not ( T or F )]. Distances over the 15 pairs:
+# A-B 2/3, A-C 2/3, A-B 2/3, A-E 1, A-G 4/6 (A is no subsequence of G: 3 insertions + and->or),
+# B-C 1, B-B 0, B-E 1, B-G 4/6, C-B 1, C-E 1, C-G 4/6, B-E 1, B-G 4/6, E-G 1: 7 * 2/3 + 7 = 35/3 over 15 pairs.
+EXPECTED = {
+    "num_samples": 6,
+    "syntax_error_rate": 2 / 6,
+    "false_rate": 2 / 6,
+    "true_rate": 2 / 6,
+    "diversity": 35 / 45,
+    "num_unique": 5,
+    "unique_rate": 5 / 6,
+    "mean_length": 15 / 6,  # 3 + 2 + 2 + 2 + 0 + 6 word tokens
+    "max_length": 6,
+    "mean_depth": 9 / 4,  # 2, 2, 2, 3 over the four parsable samples
+}
+
+
+def test_hand_computed_metrics():
+    result = compute_metrics(SAMPLES)
+    assert list(result) == KEYS
+    assert result == pytest.approx(EXPECTED, rel=1e-15)
+    assert isinstance(result["num_unique"], int) and isinstance(result["max_length"], int)
+
+
+def test_references_add_novelty_and_key_order_follows_the_contract():
+    result = compute_metrics(SAMPLES, references=["not False", "True"])
+    assert list(result) == KEYS + ["novelty_rate"]
+    assert result["novelty_rate"] == 4 / 6  # all but the two "not False"
+    assert compute_metrics(["True"], references=[])["novelty_rate"] == 1.0
+
+
+def test_char_level():
+    result = compute_metrics(["True", "False", "True"], level="char")
+    assert result["diversity"] == pytest.approx(2 * 0.8 / 3, rel=1e-15)  # 4 edits / 5 characters, twice of 3 pairs
+    assert compute_metrics(["True", "False", "True"])["diversity"] == pytest.approx(2 / 3, rel=1e-15)
+
+
+def test_max_pairs_estimates_only_when_there_are_more_pairs():
+    texts = ["True", "False", "not True", "True or False"] * 25  # 100 samples, 4950 pairs
+    exact = compute_metrics(texts)
+    assert compute_metrics(texts, max_pairs=4950) == exact  # enough pairs for the exact value: no stderr
+    sampled = compute_metrics(texts, max_pairs=2000, seed=1)
+    assert list(sampled) == KEYS + ["diversity_stderr"]
+    assert abs(sampled["diversity"] - exact["diversity"]) < 5 * sampled["diversity_stderr"]
+    assert sampled == compute_metrics(texts, max_pairs=2000, seed=1)
+    assert {k: v for k, v in sampled.items() if "diversity" not in k} == {
+        k: v for k, v in exact.items() if k != "diversity"}
+    with_refs = compute_metrics(texts, references=["True"], max_pairs=2000)
+    assert list(with_refs)[-2:] == ["novelty_rate", "diversity_stderr"]
+
+
+def test_collapsed_generation():
+    texts = ["True"] * 9_990 + ["not True"] * 10
+    result = compute_metrics(texts)
+    assert result["num_unique"] == 2 and result["unique_rate"] == 2 / 10_000
+    assert result["true_rate"] == 0.999 and result["false_rate"] == 0.001
+    assert result["diversity"] == pytest.approx(9_990 * 10 * 0.5 / (10_000 * 9_999 / 2), rel=1e-15)
+
+
+def test_no_parsable_sample_has_no_mean_depth():
+    result = compute_metrics(["", "True True", "🙂"])
+    assert result["syntax_error_rate"] == 1.0 and result["mean_depth"] is None
+    assert result["mean_length"] == 1.0 and result["max_length"] == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "label", "length", "depth"),
+    [
+        ("(" * 100_000 + "True" + ")" * 100_000, "true", 200_001, 1),
+        ("not " * 50_000 + "False", "false", 50_001, 50_001),
+        ("True and " * 20_000 + "x", "syntax_error", 40_001, None),
+        ("\x00\u2028Träue ∧ ⊥", "syntax_error", 4, None),  # U+2028 is a space, NUL is not
+        ("True\nor False", "syntax_error", 3, None),  # a newline ends a Python expression
+    ],
+)
+def test_extreme_content(text, label, length, depth):
+    result = compute_metrics([text])
+    assert result[f"{label}_rate"] == 1.0
+    assert result["max_length"] == length and result["mean_depth"] == depth and result["diversity"] == 0.0
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(max_size=40), min_size=1, max_size=12), st.sampled_from(["token", "char"]))
+def test_never_raises_on_content(texts, level):
+    result = compute_metrics(texts, references=texts[:1], level=level)
+    assert result["syntax_error_rate"] + result["false_rate"] + result["true_rate"] == pytest.approx(1.0)
+    assert 0.0 <= result["diversity"] <= 1.0 and 0.0 <= result["novelty_rate"] <= 1.0
+    assert result["num_samples"] == len(texts) and 1 <= result["num_unique"] <= len(texts)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"predictions": []}, ValueError, "predictions must hold at least one string, got an empty list"),
+        ({"predictions": "True"}, TypeError, "predictions must be a list of strings, got str"),
+        ({"predictions": None}, TypeError, "predictions must be a list of strings, got NoneType"),
+        ({"predictions": ["True", 1]}, TypeError, r"predictions\[1\] must be a string, got int"),
+        ({"predictions": ["True"], "references": "True"}, TypeError, "references must be a list of strings"),
+        ({"predictions": ["True"], "references": [None]}, TypeError, r"references\[0\] must be a string"),
+        ({"predictions": ["True"], "level": "word"}, ValueError, r"level must be one of \('token', 'char'\)"),
+        ({"predictions": ["True"], "max_pairs": 1}, ValueError, "max_pairs must be None .* or an integer >= 2"),
+        ({"predictions": ["True"], "max_pairs": 10.0}, ValueError, "max_pairs must be None"),
+        ({"predictions": ["True"], "max_pairs": True}, ValueError, "max_pairs must be None"),
+        ({"predictions": ["True"], "seed": "0"}, TypeError, "seed must be an integer"),
+    ],
+)
+def test_bad_input(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        compute_metrics(**kwargs)
+
+
+def test_accepts_any_iterable_of_strings():
+    assert compute_metrics(iter(SAMPLES)) == compute_metrics(tuple(SAMPLES)) == compute_metrics(SAMPLES)
+
+
+def test_doctests_of_compute_metrics():
+    result = doctest.testmod(scl_hf.metrics)
+    assert result.attempted >= 3 and result.failed == 0
+
+
+# --- the evaluate module folder ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def metric():
+    import evaluate
+
+    return evaluate.load(str(FOLDER))
+
+
+def test_evaluate_module_matches_compute_metrics(metric):
+    assert metric.name == "boolean_expressions"
+    assert metric.compute(predictions=SAMPLES) == compute_metrics(SAMPLES)
+    refs = ["not False", "True"]
+    assert metric.compute(predictions=SAMPLES, references=refs) == compute_metrics(SAMPLES, refs)
+    assert metric.compute(predictions=SAMPLES, level="char", max_pairs=5, seed=2) == compute_metrics(
+        SAMPLES, level="char", max_pairs=5, seed=2)
+
+
+def test_evaluate_module_batches_and_references_at_compute(metric):
+    metric.add_batch(predictions=SAMPLES[:3])
+    metric.add(predictions=SAMPLES[3])
+    metric.add_batch(predictions=SAMPLES[4:])
+    assert metric.compute(references=["True"]) == compute_metrics(SAMPLES, ["True"])
+
+
+def test_evaluate_module_bad_input(metric):
+    with pytest.raises(ValueError, match="predictions must hold at least one string"):
+        metric.compute(predictions=[])
+    with pytest.raises(ValueError, match="level must be one of"):
+        metric.compute(predictions=["True"], level="word")
+
+
+def test_evaluate_module_doctests(metric, monkeypatch):
+    monkeypatch.chdir(METRICS_DIR)  # the examples load "boolean_expressions" relative to the working directory
+    module = sys.modules[type(metric).__module__]
+    result = doctest.testmod(module)
+    assert result.attempted >= 10 and result.failed == 0
+
+
+def test_metric_card(metric):
+    text = (FOLDER / "README.md").read_text(encoding="utf-8")
+    _, front, body = text.split("---\n", 2)
+    meta = yaml.safe_load(front)
+    assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py" and {"evaluate", "metric"} <= set(meta["tags"])
+    assert meta["title"] and meta["description"]
+    assert "2 / (N (N - 1))" in body and "arXiv:2311.16822" in body
+    # the card's examples run
+    body = body.replace("\n```", "\n\n```")  # a closing fence is not expected output
+    examples = doctest.DocTestParser().get_doctest(body, {"metric": metric}, "README.md", str(FOLDER), 0)
+    runner = doctest.DocTestRunner()
+    runner.run(examples)
+    assert runner.summarize(verbose=False) == (0, 5)
+
+
+def test_script_imports_as_evaluate_scans_them():
+    from evaluate.loading import get_imports
+
+    imports = get_imports(str(FOLDER / "boolean_expressions.py"))
+    assert sorted(name for kind, name, _, _ in imports if kind == "library") == ["datasets", "evaluate", "scl_hf"]
+    assert all(kind == "library" for kind, *_ in imports)
+    requirements = (FOLDER / "requirements.txt").read_text().split("\n")
+    names = {line.split(">")[0].split("=")[0].strip() for line in requirements if line and not line.startswith("#")}
+    assert {"scl_hf", "evaluate", "rapidfuzz"} <= names
+
+
+def test_app_loads_the_metric_from_its_folder(monkeypatch):
+    import evaluate.utils
+
+    launched = []
+    monkeypatch.setattr(evaluate.utils, "launch_gradio_widget", launched.append)  # no Gradio here
+    monkeypatch.chdir(METRICS_DIR.parent)  # anywhere but the folder
+    runpy.run_path(str(FOLDER / "app.py"))
+    assert len(launched) == 1 and launched[0].name == "boolean_expressions"
+    assert launched[0].compute(predictions=["True"])["true_rate"] == 1.0
+
+
+NO_TRAINING_STACK = """
+import sys
+
+
+class Hide:  # as if torch and transformers were not installed: find_spec gives None, import raises
+    def __init__(self, finder):
+        self.finder = finder
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("torch", "transformers"):
+            return None
+        return self.finder.find_spec(name, path, target)
+
+    def __getattr__(self, name):  # invalidate_caches, find_distributions (package metadata), ...
+        return getattr(self.finder, name)
+
+
+sys.meta_path[:] = [Hide(finder) for finder in sys.meta_path]
+import evaluate
+
+metric = evaluate.load(sys.argv[1])
+print(metric.compute(predictions=["True", "not True"])["true_rate"])
+print(sorted(m for m in sys.modules if m.partition(".")[0] in ("torch", "transformers")))
+"""
+
+
+@pytest.mark.slow
+def test_imports_stay_light():
+    code = ("import sys, scl_hf.metrics, scl_hf.diversity\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'evaluate', 'datasets') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[0] == "[]"
+    # evaluate.load + compute in an environment without torch and transformers
+    out = subprocess.run([sys.executable, "-c", NO_TRAINING_STACK, str(FOLDER)], capture_output=True, text=True,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["0.5", "[]"]
+
+
+# --- the command line -------------------------------------------------------------------------------------
+
+
+def test_cli_metric(tmp_path, capsys):
+    predictions = tmp_path / "samples.txt"
+    predictions.write_text("\n".join(SAMPLES) + "\n", encoding="utf-8")
+    references = tmp_path / "train.txt"
+    references.write_text("not False\r\nTrue\r\n", encoding="utf-8")  # CRLF lines
+    assert main(["metric", str(predictions)]) == 0
+    assert json.loads(capsys.readouterr().out) == pytest.approx(EXPECTED, rel=1e-15)
+    assert main(["metric", str(predictions), "--references", str(references), "--level", "char",
+                 "--max_pairs", "5"]) == 0
+    assert json.loads(capsys.readouterr().out) == compute_metrics(SAMPLES, ["not False", "True"], level="char",
+                                                                   max_pairs=5)
+
+
+def test_cli_metric_reads_lines_exactly(tmp_path, capsys):
+    path = tmp_path / "odd.txt"
+    path.write_bytes("True\x0cand True\n\nnot\u2028True".encode())  # form feed and U+2028 stay inside a line
+    assert main(["metric", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out) == compute_metrics(["True\x0cand True", "", "not\u2028True"])
+
+
+def test_cli_metric_errors(tmp_path, capsys):
+    assert main(["metric", str(tmp_path / "missing.txt")]) == 2
+    assert "cannot read predictions file" in capsys.readouterr().err
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    assert main(["metric", str(empty)]) == 2
+    assert "predictions must hold at least one string" in capsys.readouterr().err
+    (tmp_path / "latin1.txt").write_bytes(b"caf\xe9\n")
+    assert main(["metric", str(tmp_path / "latin1.txt")]) == 2
+    assert "is not UTF-8 text" in capsys.readouterr().err
+    one = tmp_path / "one.txt"
+    one.write_text("True\n")
+    assert main(["metric", str(one), "--max_pairs", "1"]) == 2
+    assert "max_pairs must be None (exact) or an integer >= 2, got 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["metric", str(empty), "--level", "word"])
+    assert "invalid choice: 'word'" in capsys.readouterr().err
