@@ -63,6 +63,21 @@ def _metric(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    """The self-consuming loop: run or resume ``<output_dir>/<run_name>``, publishing each generation."""
+    from scl_hf.config import config_from_args
+
+    cfg = config_from_args(args)
+    # The Hub endpoint is read when huggingface_hub, datasets and evaluate are imported: decide it first.
+    from scl_hf.hub.target import configure_hub
+
+    target = configure_hub(cfg)
+    from scl_hf.loop import run_loop
+
+    run_loop(cfg, allow_config_change=args.allow_config_change, hub_target=target)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from scl_hf.config import add_config_arguments
 
@@ -74,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(p)
     p.add_argument("--save", metavar="FILE", help="also write the expressions, one per line")
     p.set_defaults(func=_data)
+
+    p = sub.add_parser("run", allow_abbrev=False, help="run or resume the self-consuming loop of a config")
+    add_config_arguments(p)
+    p.add_argument("--allow_config_change", action="store_true",
+                   help="resume a run even though its saved config.yaml differs from this config")
+    p.set_defaults(func=_run)
 
     p = sub.add_parser("report", allow_abbrev=False, help="report.md and figures of one run, or a comparison of runs")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (each holds config.yaml)")

@@ -1,0 +1,144 @@
+"""The loop end to end on a tiny config: layout, determinism, resume after SIGKILL, config changes, 2 processes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from datasets import load_from_disk
+
+from scl_hf.config import ConfigError, parse_config
+from scl_hf.loop import check_resume, run_loop
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--config", str(ROOT / "configs" / "smoke.yaml"), "--publish", "false", "--dataset_size", "40",
+        "--num_samples", "40", "--per_device_sample_batch_size", "40", "--max_steps", "8", "--eval_steps", "4",
+        "--warmup_steps", "2", "--per_device_train_batch_size", "4", "--num_generations", "2", "--max_new_tokens",
+        "60", "--logging_steps", "4"]
+
+
+def tiny(tmp_path, *extra):
+    return [*TINY, "--output_dir", str(tmp_path), *extra]
+
+
+def snapshot(run_dir: Path) -> dict:
+    """Everything a run produced that must not depend on timing: datasets and metrics."""
+    out = {}
+    for gen in sorted(run_dir.glob("gen_*")):
+        metrics = json.loads((gen / "metrics.json").read_text())
+        metrics["train"].pop("seconds")
+        metrics["sampling"].pop("seconds")
+        out[gen.name] = {
+            "metrics": metrics,
+            "train_data": load_from_disk(str(gen / "train_data")).to_dict(),
+            "samples": load_from_disk(str(gen / "samples")).to_dict(),
+        }
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted in-process run of the tiny full_synthetic loop."""
+    cfg = parse_config(tiny(tmp_path_factory.mktemp("reference"), "--run_name", "r"))
+    return run_loop(cfg)
+
+
+def test_layout_and_metrics(reference):
+    assert (reference / "config.yaml").is_file() and (reference / "report.md").is_file()
+    for t in (0, 1):
+        gen = reference / f"gen_{t:02d}"
+        assert sorted(p.name for p in gen.iterdir() if not p.name.startswith(".")) == [
+            "curation.json", "metrics.json", "model", "samples", "sampling.json", "train_data"]
+        m = json.loads((gen / "metrics.json").read_text())
+        assert m["generation"] == t and m["metrics"]["num_samples"] == 40 and m["sampling"]["num_samples"] == 40
+        assert m["metrics"]["syntax_error_rate"] + m["metrics"]["false_rate"] + m["metrics"]["true_rate"] == \
+            pytest.approx(1.0)
+        assert m["train"]["steps"] == 8 and 0 < m["train"]["best_step"] <= 8
+        assert m["data"]["num_rows"] == 40
+    d0 = load_from_disk(str(reference / "gen_00" / "train_data"))
+    assert set(d0["origin"]) == {"real"} and set(d0["generation"]) == {-1}
+    d1 = load_from_disk(str(reference / "gen_01" / "train_data"))
+    s0 = load_from_disk(str(reference / "gen_00" / "samples"))
+    assert set(d1["origin"]) == {"synthetic"} and set(d1["model_revision"]) == {"gen-00"}
+    assert d1["text"] == s0["text"]  # full synthetic, no curation: D_1 is S_0
+    assert s0.column_names == ["text", "label", "depth", "truncated", "generation", "model_revision"]
+
+
+def test_same_config_and_seed_give_the_same_run(reference, tmp_path):
+    again = run_loop(parse_config(tiny(tmp_path, "--run_name", "r")))
+    assert snapshot(again) == snapshot(reference)
+
+
+def test_changed_config_is_refused_on_resume(reference):
+    cfg = parse_config(tiny(reference.parent, "--run_name", "r", "--max_steps", "9", "--temperature", "0.7"))
+    with pytest.raises(ConfigError) as err:
+        check_resume(cfg)
+    assert "max_steps: 8 (saved) -> 9 (now)" in str(err.value)
+    assert "temperature: 0.8 (saved) -> 0.7 (now)" in str(err.value)
+    assert "--allow_config_change" in str(err.value)
+    check_resume(cfg, allow_config_change=True)
+    check_resume(parse_config(tiny(reference.parent, "--run_name", "r", "--num_generations", "5")))
+
+    out = subprocess.run([sys.executable, "-m", "scl_hf.cli", "run",
+                          *tiny(reference.parent, "--run_name", "r", "--max_steps", "9")],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "max_steps: 8 (saved) -> 9 (now)" in out.stderr
+
+
+def _run_until(args, marker: Path | None, timeout: float = 300) -> int:
+    """Run the CLI loop in a subprocess; SIGKILL it as soon as ``marker`` exists (None: let it finish)."""
+    proc = subprocess.Popen([sys.executable, "-m", "scl_hf.cli", "run", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.time() + timeout
+    while proc.poll() is None and time.time() < deadline:
+        if marker is not None and marker.exists():
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait(timeout=60)
+    return proc.returncode
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_at_each_stage_gives_the_same_run(reference, tmp_path):
+    args = tiny(tmp_path, "--run_name", "r")
+    run_dir = tmp_path / "r"
+    # each kill lands in the stage after the marker appears: sampling gen 0, training gen 1, sampling gen 1
+    for marker in ("gen_00/model", "gen_01/train_data", "gen_01/model"):
+        code = _run_until(args, run_dir / marker)
+        assert code in (-signal.SIGKILL, 0), code
+    assert _run_until(args, None) == 0
+    assert not list(run_dir.rglob(".tmp-*")) or all(p.parent.name.startswith("gen_") for p in run_dir.rglob(".tmp-*"))
+    assert snapshot(run_dir) == snapshot(reference)
+
+
+def test_half_written_generation_is_not_taken_for_a_complete_one(reference, tmp_path):
+    args = tiny(tmp_path, "--run_name", "r")
+    cfg = parse_config(args)
+    run_loop(parse_config([*args, "--num_generations", "1"]))
+    # a killed save of generation 1: partial folders under temporary names and no metrics.json
+    gen1 = tmp_path / "r" / "gen_01"
+    (gen1 / ".tmp-train_data").mkdir(parents=True)
+    (gen1 / ".tmp-train_data" / "garbage.arrow").write_bytes(b"\0" * 10)
+    (gen1 / ".tmp-metrics.json").write_text("{")
+    run_loop(cfg)
+    assert snapshot(tmp_path / "r") == snapshot(reference)
+
+
+@pytest.mark.slow
+def test_smoke_loop_under_two_cpu_processes(tmp_path):
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29533",
+           str(ROOT / "scripts" / "loop.py"), *tiny(tmp_path, "--run_name", "mp")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.count("gen 00 |") == 1 and out.stdout.count("gen 01 |") == 1  # main process prints only
+    for t in (0, 1):
+        m = json.loads((tmp_path / "mp" / f"gen_{t:02d}" / "metrics.json").read_text())
+        assert m["metrics"]["num_samples"] == 40 and m["data"]["num_rows"] == 40
+        samples = load_from_disk(str(tmp_path / "mp" / f"gen_{t:02d}" / "samples"))
+        assert len(samples) == 40
