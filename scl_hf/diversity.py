@@ -21,7 +21,10 @@ same number fast:
   a block of rows of the upper triangle is rapidfuzz's integer distance matrix (its fastest path)
   reduced by one matrix-vector product with ``m_b / |u_b|``;
 - rows are processed in blocks of about ``_BLOCK_ELEMENTS`` distances, so memory stays small and
-  independent of N beyond the strings themselves; rapidfuzz's ``workers=-1`` uses every core.
+  independent of N beyond the strings themselves; rapidfuzz's ``workers=-1`` uses every core. Each
+  unordered pair is scored once, except inside the square diagonal blocks, where both orders are scored
+  (a share ``rows per block / unique strings`` of the work, 4% for 10,000 strings): rapidfuzz scores a
+  full square with SIMD about twice as fast as one triangle without.
 
 For more samples than an exact computation can afford, :func:`estimate_diversity` averages the
 distance over pairs drawn uniformly at random (an unbiased estimate) and reports its standard error.
@@ -46,7 +49,7 @@ LEVELS = ("token", "char")
 _WORD = re.compile(r"[()]|[^\s()]+")
 _NUM_CODE_POINTS = 0x110000  # every distinct token becomes one character while there are few enough of them
 _BLOCK_ELEMENTS = 1 << 22  # distances per block: 4 Mi (4-16 MiB as integers, 32 MiB more if weighted)
-_SAMPLE_CHUNK = 1 << 18  # pairs drawn and scored at once by estimate_diversity
+_SAMPLE_CHUNK = 1 << 16  # pairs drawn and scored at once by estimate_diversity
 
 
 def word_tokens(text: str) -> list[str]:
@@ -172,9 +175,9 @@ def estimate_diversity(texts: Sequence[str], num_pairs: int, level: str = "token
         i = rng.integers(0, n, size=k)
         j = rng.integers(0, n - 1, size=k)
         j += j >= i  # uniform over positions other than i
-        a, b = unique_of[i], unique_of[j]
-        dist = process.cpdist([seqs[x] for x in a], [seqs[x] for x in b], scorer=Levenshtein.normalized_distance,
-                              dtype=np.float64, workers=workers)
+        left = [seqs[x] for x in unique_of[i].tolist()]
+        right = [seqs[x] for x in unique_of[j].tolist()]
+        dist = process.cpdist(left, right, scorer=Levenshtein.normalized_distance, dtype=np.float64, workers=workers)
         total += float(dist.sum())
         total_sq += float(np.square(dist).sum())
     mean = total / num_pairs

@@ -6,7 +6,6 @@ import os
 import runpy
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -17,8 +16,8 @@ import scl_hf.metrics
 from scl_hf.cli import main
 from scl_hf.metrics import compute_metrics
 
-METRICS_DIR = Path(scl_hf.metrics.__file__).parent
-FOLDER = METRICS_DIR / "boolean_expressions"
+FOLDER = scl_hf.metrics.METRIC_DIR
+METRICS_DIR = FOLDER.parent
 KEYS = ["num_samples", "syntax_error_rate", "false_rate", "true_rate", "diversity", "num_unique", "unique_rate",
         "mean_length", "max_length", "mean_depth"]
 

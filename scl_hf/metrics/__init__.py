@@ -14,11 +14,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from pathlib import Path
 
 from scl_hf.diversity import LEVELS, diversity, estimate_diversity, novelty_rate, word_tokens
 from scl_hf.expressions import parse
 
-__all__ = ["compute_metrics"]
+__all__ = ["METRIC_DIR", "compute_metrics"]
+
+# the evaluate module folder: evaluate.load(str(METRIC_DIR)) offline, or upload it as is to a Space
+METRIC_DIR = Path(__file__).parent / "boolean_expressions"
 
 
 def _as_strings(values: Iterable[str], name: str) -> list[str]:
