@@ -120,7 +120,7 @@ def diversity(texts: Sequence[str], level: str = "token", *, workers: int = -1) 
     seqs, weights = _unique_with_weights(texts, level)
     m = len(seqs)
     lengths = np.fromiter(map(len, seqs), dtype=np.float64, count=m)
-    # column factor m_b / |u_b|; a zero length only meets another empty string (distance 0)
+    # column factor m_b / |u_b|; only the empty sequence has length 0, it sorts first and so is never a column b > a
     column = np.divide(weights, lengths, out=np.zeros(m), where=lengths > 0)
     # a distance is at most the longer length: the narrowest integer type that holds it is the fastest
     longest = int(lengths[-1])

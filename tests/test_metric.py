@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 import scl_hf.metrics
 from scl_hf.cli import main
+from scl_hf.diversity import naive_diversity, word_tokens
+from scl_hf.expressions import classify, depth
 from scl_hf.metrics import compute_metrics
 
 FOLDER = scl_hf.metrics.METRIC_DIR
@@ -96,6 +98,7 @@ def test_no_parsable_sample_has_no_mean_depth():
         ("True and " * 20_000 + "x", "syntax_error", 40_001, None),
         ("\x00\u2028Träue ∧ ⊥", "syntax_error", 4, None),  # U+2028 is a space, NUL is not
         ("True\nor False", "syntax_error", 3, None),  # a newline ends a Python expression
+        ("\ud800True", "syntax_error", 1, None),  # a lone surrogate (not encodable, still a str)
     ],
 )
 def test_extreme_content(text, label, length, depth):
@@ -111,6 +114,42 @@ def test_never_raises_on_content(texts, level):
     assert result["syntax_error_rate"] + result["false_rate"] + result["true_rate"] == pytest.approx(1.0)
     assert 0.0 <= result["diversity"] <= 1.0 and 0.0 <= result["novelty_rate"] <= 1.0
     assert result["num_samples"] == len(texts) and 1 <= result["num_unique"] <= len(texts)
+
+
+def straightforward(texts, references, level):
+    """compute_metrics written sample by sample, with no counting of duplicates."""
+    labels = [classify(t) for t in texts]
+    depths = [depth(t) for t in texts if classify(t) != "syntax_error"]
+    lengths = [len(word_tokens(t)) for t in texts]
+    n = len(texts)
+    return {
+        "num_samples": n,
+        "syntax_error_rate": labels.count("syntax_error") / n,
+        "false_rate": labels.count("false") / n,
+        "true_rate": labels.count("true") / n,
+        "diversity": naive_diversity(texts, level),
+        "num_unique": len(set(texts)),
+        "unique_rate": len(set(texts)) / n,
+        "mean_length": sum(lengths) / n,
+        "max_length": max(lengths),
+        "mean_depth": sum(depths) / len(depths) if depths else None,
+        "novelty_rate": sum(t not in references for t in texts) / n,
+    }
+
+
+pool = st.lists(st.sampled_from(["True", "False", "and", "or", "not", "(", ")", " ", "x"]), max_size=9).map(" ".join)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(pool, min_size=1, max_size=5).flatmap(lambda p: st.lists(st.sampled_from(p), min_size=1, max_size=30)),
+       st.sampled_from(["token", "char"]))
+def test_equals_the_straightforward_computation(texts, level):
+    references = texts[::3]
+    result, expected = compute_metrics(texts, references, level=level), straightforward(texts, references, level)
+    assert list(result) == list(expected)
+    mean_depth = expected.pop("mean_depth")  # approx cannot take None
+    assert result.pop("mean_depth") == (None if mean_depth is None else pytest.approx(mean_depth, rel=1e-12))
+    assert result == pytest.approx(expected, rel=1e-12, abs=1e-14)
 
 
 @pytest.mark.parametrize(
