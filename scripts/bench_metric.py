@@ -7,9 +7,11 @@ Usage:
     python scripts/bench_metric.py --no_write --repeats 1 --subset 300
 
 Each case runs in a fresh Python process, so that its peak resident memory is its own. Cases: the real dataset
-(``make_real_dataset(10_000, seed=0)``) at both levels and with ``max_pairs``, and a collapsed generation
-(10,000 samples of 20 distinct strings). Wall time depends on what else the machine runs: the load average is
-recorded, and so is the CPU time of the process (all its threads).
+(``make_real_dataset(10_000, seed=0)``) at both levels and with ``max_pairs``, a collapsed generation (10,000
+samples of 20 distinct strings), and the real dataset through the evaluate module (``evaluate.load`` of the
+folder, then ``compute``) in a process where torch and transformers are hidden, as in a pipeline without the
+training stack (otherwise ``import evaluate`` alone would load both). Wall time depends on what else the
+machine runs: the load average is recorded, and so is the CPU time of the process (all its threads).
 """
 
 from __future__ import annotations
@@ -28,12 +30,29 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Metric: boolean_expressions (`scripts/bench_metric.py`)"
-CASES = [  # name, level, max_pairs
-    ("real", "token", None),
-    ("collapsed", "token", None),
-    ("real", "char", None),
-    ("real", "token", 1_000_000),
+CASES = [  # data, level, max_pairs, api
+    ("real", "token", None, "compute_metrics"),
+    ("collapsed", "token", None, "compute_metrics"),
+    ("real", "token", None, "evaluate"),
+    ("collapsed", "token", None, "evaluate"),
+    ("real", "char", None, "compute_metrics"),
+    ("real", "token", 1_000_000, "compute_metrics"),
 ]
+
+
+class _Hide:
+    """Meta-path finder wrapper: torch and transformers look uninstalled (find_spec None, import fails)."""
+
+    def __init__(self, finder):
+        self.finder = finder
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("torch", "transformers"):
+            return None
+        return self.finder.find_spec(name, path, target)
+
+    def __getattr__(self, name):  # invalidate_caches, find_distributions, ...
+        return getattr(self.finder, name)
 
 
 def _texts(case: str) -> list[str]:
@@ -43,23 +62,36 @@ def _texts(case: str) -> list[str]:
     return real if case == "real" else [real[i % 20] for i in range(10_000)]  # 20 distinct strings, 500 copies each
 
 
-def _child(path: str, level: str, max_pairs: int | None, repeats: int, subset: int) -> dict:
-    """Run in a fresh process: time compute_metrics, then its memory, then the double loop on a subset."""
+def _child(path: str, level: str, max_pairs: int | None, api: str, repeats: int, subset: int) -> dict:
+    """Run in a fresh process: time the metric, then its memory, then the double loop on a subset."""
     import tracemalloc
 
     from scl_hf.diversity import diversity, naive_diversity
-    from scl_hf.metrics import compute_metrics
+    from scl_hf.metrics import METRIC_DIR, compute_metrics
 
     texts = json.loads(Path(path).read_text(encoding="utf-8"))
+    if api == "evaluate":
+        sys.meta_path[:] = [_Hide(finder) for finder in sys.meta_path]
+        import evaluate
+
+        metric = evaluate.load(str(METRIC_DIR))
+
+        def run() -> dict:
+            return metric.compute(predictions=texts, level=level, max_pairs=max_pairs)
+    else:
+
+        def run() -> dict:
+            return compute_metrics(texts, level=level, max_pairs=max_pairs)
+
     walls, cpus = [], []
     for _ in range(repeats):
         wall, cpu = time.perf_counter(), time.process_time()
-        result = compute_metrics(texts, level=level, max_pairs=max_pairs)
+        result = run()
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux -> MiB
     tracemalloc.start()
-    compute_metrics(texts, level=level, max_pairs=max_pairs)
+    run()
     traced_peak = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
 
@@ -103,15 +135,16 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def _table(rows: list[tuple[str, str, int | None, dict]]) -> str:
+def _table(rows: list[tuple[str, str, int | None, str, dict]]) -> str:
     lines = [
-        "| case | level | max_pairs | samples | distinct | diversity | wall s (best / median) | CPU s | peak RSS MiB "
+        "| data | level | max_pairs | called through | samples | distinct | diversity | wall s (best / median) "
+        "| CPU s | peak RSS MiB "
         "| traced peak MiB | double loop: pairs, s | double loop scaled to all pairs, s | speed-up |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for case, level, max_pairs, r in rows:
+    for case, level, max_pairs, api, r in rows:
         lines.append(
-            f"| {case} | {level} | {max_pairs or 'exact'} | {r['samples']:,} | {r['distinct']:,} "
+            f"| {case} | {level} | {max_pairs or 'exact'} | {api} | {r['samples']:,} | {r['distinct']:,} "
             f"| {r['diversity']:.4f} | {r['wall_best']:.3f} / {r['wall_median']:.3f} | {r['cpu_best']:.3f} "
             f"| {r['peak_rss_mib']:.0f} "
             f"| {r['traced_peak_mib']:.1f} | {r['loop_pairs']:,}: {r['loop_seconds']:.2f} | {r['loop_scaled']:.1f} "
@@ -138,13 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subset", type=int, default=1000, help="samples the double loop is timed on")
     parser.add_argument("--no_write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
     parser.add_argument("--output", default=str(ROOT / "docs" / "BENCHMARKS.md"), help="markdown file to update")
-    parser.add_argument("--child", nargs=3, metavar=("FILE", "LEVEL", "MAX_PAIRS"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=4, metavar=("FILE", "LEVEL", "MAX_PAIRS", "API"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.subset < 2:
         parser.error("--repeats must be >= 1 and --subset >= 2")
     if args.child:
-        path, level, max_pairs = args.child
-        print(json.dumps(_child(path, level, None if max_pairs == "None" else int(max_pairs), args.repeats,
+        path, level, max_pairs, api = args.child
+        print(json.dumps(_child(path, level, None if max_pairs == "None" else int(max_pairs), api, args.repeats,
                                 args.subset)))
         return 0
 
@@ -153,13 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for case in ("real", "collapsed"):
             Path(tmp, f"{case}.json").write_text(json.dumps(_texts(case)), encoding="utf-8")
-        for case, level, max_pairs in CASES:
+        for case, level, max_pairs, api in CASES:
             out = subprocess.run(
-                [sys.executable, __file__, "--child", str(Path(tmp, f"{case}.json")), level, str(max_pairs),
+                [sys.executable, __file__, "--child", str(Path(tmp, f"{case}.json")), level, str(max_pairs), api,
                  "--repeats", str(args.repeats), "--subset", str(args.subset)],
                 capture_output=True, text=True, check=True)
-            rows.append((case, level, max_pairs, json.loads(out.stdout)))
-            print(f"{case} {level} {max_pairs}: {rows[-1][3]['wall_best']:.3f} s", file=sys.stderr)
+            rows.append((case, level, max_pairs, api, json.loads(out.stdout)))
+            print(f"{case} {level} {max_pairs} {api}: {rows[-1][-1]['wall_best']:.3f} s", file=sys.stderr)
     machine = _machine()
     command = "python scripts/bench_metric.py " + " ".join(argv if argv is not None else sys.argv[1:])
     text = "\n".join([
@@ -172,14 +205,17 @@ def main(argv: list[str] | None = None) -> int:
         _table(rows),
         "",
         "Goals on 2 cores: the real set at the token level in under 1.5 s and 200 MB peak; the collapsed set in "
-        "under 0.1 s. Wall and CPU seconds: best of the timed runs of `compute_metrics` (parsing, lengths, "
-        "diversity, and the estimate where max_pairs is set). CPU seconds count all threads of the process and do "
-        "not grow with the load of a shared machine: on an idle one the wall time lies between CPU s / cores and "
-        "CPU s; when the load average exceeds the number of cores, other processes stretch the wall time. Peak RSS: the whole process (interpreter, numpy, "
-        "rapidfuzz, the 10,000 strings); traced peak: Python and numpy allocations during one call. Double loop: "
-        f"`naive_diversity` (the definition, one `Levenshtein.normalized_distance` call per pair) on the first "
-        f"{args.subset:,} samples, scaled by the number of pairs; speed-up = scaled double loop / best wall time of "
-        "the whole `compute_metrics`. The fast and the plain diversity of that subset differ by at most "
+        "under 0.1 s. Wall and CPU seconds: best of the timed calls of `compute_metrics` (parsing, lengths, "
+        "diversity, and the estimate where max_pairs is set) or of the evaluate module's `compute` (which also "
+        "writes the predictions to an Arrow cache and reads them back; run in a process where torch and "
+        "transformers are hidden, as in a pipeline without the training stack). CPU seconds count all threads of "
+        "the process and do not grow with the load of a shared machine: on an idle one the wall time lies between "
+        "CPU s / cores and CPU s; when the load average exceeds the number of cores, other processes stretch the "
+        "wall time. Peak RSS: the whole process (interpreter, numpy, rapidfuzz, the 10,000 strings, and for the "
+        "evaluate rows evaluate, datasets and pyarrow); traced peak: Python and numpy allocations during one call. "
+        "Double loop: `naive_diversity` (the definition, one `Levenshtein.normalized_distance` call per pair) on "
+        f"the first {args.subset:,} samples, scaled by the number of pairs; speed-up = scaled double loop / best "
+        "wall time of the whole call. The fast and the plain diversity of that subset differ by at most "
         f"{max(r['subset_abs_diff'] for *_, r in rows):.1e}.",
     ])
     print(text)
