@@ -258,3 +258,33 @@ def test_report_is_deterministic(tmp_path):
     assert write_run_report(run_dir).read_text() == first  # no timestamps: reports diff cleanly
     assert np.array_equal(imread(run_dir / "diversity.png"), first_png)
     assert not list(run_dir.glob(".*.tmp"))  # written atomically, nothing left behind
+
+
+@pytest.mark.slow
+def test_report_of_a_real_smoke_run(tmp_path):
+    """A two-generation loop with curation on a tiny model: the loop writes the report, from its own files."""
+    from scl_hf.config import parse_config
+    from scl_hf.loop import run_loop
+
+    smoke = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
+    cfg = parse_config(["--config", str(smoke), "--publish", "false", "--output_dir", str(tmp_path), "--run_name",
+                        "tiny", "--dataset_size", "40", "--num_samples", "40", "--per_device_sample_batch_size", "40",
+                        "--max_steps", "8", "--eval_steps", "4", "--warmup_steps", "2",
+                        "--per_device_train_batch_size", "4", "--num_generations", "2", "--max_new_tokens", "60",
+                        "--cycle", "incremental", "--synthetic_fraction", "0.5", "--curation", "syntactic",
+                        "--resample_budget", "1.0"])
+    run_dir = run_loop(cfg)
+    text = (run_dir / "report.md").read_text()  # written by the loop after each generation
+    assert "**incremental, λ=0.5, curation=syntactic**" in text
+    assert "Generations with metrics: 2 of 2, complete." in text
+    for gen in (0, 1):
+        m = json.loads((run_dir / f"gen_{gen:02d}" / "metrics.json").read_text())["metrics"]
+        row = (f"| {gen} | 40 | {m['true_rate']:.4f} | {m['false_rate']:.4f} | {m['syntax_error_rate']:.4f} | "
+               f"{m['diversity']:.4f} | {m['num_unique']} |")
+        assert row in text
+    c = json.loads((run_dir / "gen_01" / "metrics.json").read_text())["data"]["curation"]
+    assert f"| 1 | syntactic | {c['input']} | {c['kept']} | {c['rejected']['syntax_error']} | 0 | 0 | 0 |" in text
+    for name in ("correctness", "diversity", "unique", "curation"):
+        assert_png(run_dir / f"{name}.png")
+    assert main(["report", str(run_dir)]) == 0
+    assert (run_dir / "report.md").read_text() == text  # the same files give the same report
