@@ -36,6 +36,21 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    """The self-consuming loop: run or resume ``<output_dir>/<run_name>``, publishing each generation."""
+    from scl_hf.config import config_from_args
+
+    cfg = config_from_args(args)
+    # The Hub endpoint is read when huggingface_hub, datasets and evaluate are imported: decide it first.
+    from scl_hf.hub.target import configure_hub
+
+    target = configure_hub(cfg)
+    from scl_hf.loop import run_loop
+
+    run_loop(cfg, allow_config_change=args.allow_config_change, hub_target=target)
+    return 0
+
+
 def _read_lines(path: str, what: str) -> list[str]:
     """One string per line of a UTF-8 file. Only "\\n" ends a line (form feeds and the like are content);
     a trailing "\\r" is dropped, blank lines are empty samples, a final newline adds none."""
@@ -63,18 +78,56 @@ def _metric(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace) -> int:
-    """The self-consuming loop: run or resume ``<output_dir>/<run_name>``, publishing each generation."""
-    from scl_hf.config import config_from_args
+def _hub_serve(args: argparse.Namespace) -> int:
+    """Serve an embedded Hub store until interrupted."""
+    from scl_hf.hub.server import serve
 
-    cfg = config_from_args(args)
-    # The Hub endpoint is read when huggingface_hub, datasets and evaluate are imported: decide it first.
-    from scl_hf.hub.target import configure_hub
+    return serve(args.root, host=args.host, port=args.port, token=args.token, verbose=args.verbose)
 
-    target = configure_hub(cfg)
-    from scl_hf.loop import run_loop
 
-    run_loop(cfg, allow_config_change=args.allow_config_change, hub_target=target)
+def _hub_sync(args: argparse.Namespace) -> int:
+    """Replay a run's published generations (embedded store) to another Hub, in order, with their tags."""
+    from scl_hf.hub.sync import sync_run
+
+    result = sync_run(args.run_dir, to=args.to, token=args.token, namespace=args.namespace, root=args.root)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    """Sample from a published generation (``revision="gen-XX"``) and print the samples with their labels as JSON."""
+    if args.num_samples < 1:
+        raise ValueError(f"-n/--num_samples must be an integer >= 1, got {args.num_samples}")
+    if args.generation < 0:
+        raise ValueError(f"--generation must be an integer >= 0, got {args.generation}")
+    # The endpoint is read when the Hugging Face libraries are imported: set it before they are.
+    if args.hub_root is not None and args.endpoint is not None:
+        raise ValueError("give at most one of --hub_root (serve a local store) and --endpoint (a running Hub)")
+    if args.hub_root is not None:
+        from scl_hf.hub.load import use_embedded_hub
+
+        use_embedded_hub(args.hub_root)
+    elif args.endpoint is not None:
+        from scl_hf.hub.target import point_libraries_at, uses_xet
+
+        point_libraries_at(args.endpoint, xet=uses_xet(args.endpoint))
+    from scl_hf.config import SamplingConfig
+    from scl_hf.cycles import revision
+    from scl_hf.expressions import LABELS, classify
+    from scl_hf.hub.load import load_generation
+    from scl_hf.sample import sample_expressions
+
+    cfg = SamplingConfig(num_samples=args.num_samples, temperature=args.temperature, top_k=args.top_k,
+                         top_p=args.top_p, max_new_tokens=args.max_new_tokens,
+                         per_device_sample_batch_size=min(args.num_samples, 1000))
+    model, tokenizer = load_generation(args.repo, args.generation)
+    result = sample_expressions(model, tokenizer, cfg, seed=args.seed)
+    labels = [classify(text) for text in result.texts]
+    print(json.dumps({"repo": args.repo, "revision": revision(args.generation), "num_samples": len(labels),
+                      "label_counts": {label: labels.count(label) for label in LABELS},
+                      "samples": [{"text": t, "label": lab, "truncated": tr}
+                                  for t, lab, tr in zip(result.texts, labels, result.truncated, strict=True)]},
+                     indent=2))
     return 0
 
 
@@ -112,6 +165,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_pairs", type=int, metavar="N",
                    help="estimate the diversity from N random pairs when there are more (default: exact)")
     p.set_defaults(func=_metric)
+
+    p = sub.add_parser("hub", allow_abbrev=False, help="the embedded Hub: serve a store, sync a run to another Hub")
+    hub = p.add_subparsers(dest="hub_command", required=True)
+    q = hub.add_parser("serve", allow_abbrev=False, help="serve an embedded Hub store (HF_ENDPOINT for the libraries)")
+    q.add_argument("--root", required=True, metavar="DIR", help="store folder, e.g. runs/hub (created if missing)")
+    q.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    q.add_argument("--port", type=int, default=8080, help="port; 0 picks a free one (default: 8080)")
+    q.add_argument("--token", help="write token that clients must send; required with a --host other than loopback")
+    q.add_argument("--verbose", action="store_true", help="log every request")
+    q.set_defaults(func=_hub_serve)
+    q = hub.add_parser("sync", allow_abbrev=False,
+                       help="replay a run's published generations, in order with their tags, to another Hub")
+    q.add_argument("run_dir", metavar="RUN_DIR", help="run directory (its config.yaml names the repos)")
+    q.add_argument("--to", default="https://huggingface.co", metavar="URL",
+                   help="destination Hub endpoint (default: https://huggingface.co)")
+    q.add_argument("--token", help="token for the destination (default: HF_TOKEN or the cached login)")
+    q.add_argument("--namespace", help="publish under this user/organization instead of the run's namespace")
+    q.add_argument("--root", metavar="DIR",
+                   help="the run's embedded Hub store (default: embedded_hub_root, else <output_dir>/hub)")
+    q.set_defaults(func=_hub_sync)
+
+    p = sub.add_parser("sample", allow_abbrev=False, help="sample from a published generation of a model repo")
+    p.add_argument("--repo", required=True, help="model repo id, e.g. scl-hf/smoke")
+    p.add_argument("--generation", type=int, required=True, help="generation number: loads revision gen-XX")
+    p.add_argument("-n", "--num_samples", type=int, default=100, help="how many samples (default: 100)")
+    p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default: 0.8)")
+    p.add_argument("--top_k", type=int, default=0, help="0: off (default)")
+    p.add_argument("--top_p", type=float, default=1.0, help="1.0: off (default)")
+    p.add_argument("--max_new_tokens", type=int, help="length cap in characters (default: fill the context)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    p.add_argument("--hub_root", metavar="DIR", help="serve this embedded Hub store from this process and read it")
+    p.add_argument("--endpoint", metavar="URL", help="Hub endpoint (default: HF_ENDPOINT or the real Hub)")
+    p.set_defaults(func=_sample)
     return parser
 
 

@@ -259,10 +259,13 @@ def publish_generation(run_dir: Path, generation: int, cfg: Config, target: HubT
     metrics = read_metrics(run_dir, generation)
     api = make_api(target)
     record = generation_record(generation, cfg, target, metrics)
-    return {
+    result = {
         "generation": generation,
         "tag": revision(generation),
         "model": publish_model(api, run_dir, generation, cfg, target, record),
         "dataset": publish_data(api, run_dir, generation, cfg, target, record),
-        "space": publish_metric_space(api, target, cfg.hub.hub_private_repo),
     }
+    if target.metric_space is None:  # the metric does not change during a run: once per process
+        target.metric_space = publish_metric_space(api, target, cfg.hub.hub_private_repo)
+    result["space"] = target.metric_space
+    return result

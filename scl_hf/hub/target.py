@@ -50,6 +50,7 @@ class HubTarget:
     dataset_repo_id: str
     embedded: bool
     server: HubServer | None = field(default=None, repr=False)
+    metric_space: dict | None = field(default=None, repr=False)  # set once this process has published the Space
 
     @property
     def space_repo_id(self) -> str:
@@ -195,7 +196,7 @@ def configure_hub(cfg: Config) -> HubTarget | None:
         server = start_embedded_hub(root)
         point_libraries_at(server.url, xet=False)
         return HubTarget(server.url, None, model_repo, dataset_repo, embedded=True, server=server)
-    url = wait_for_embedded_hub(root)
+    url = wait_for_embedded_hub(root, FOLLOWER_WAIT_SECONDS)
     if url is None:
         # Never fall through to the real Hub: this process works offline instead.
         warnings.warn(f"no embedded Hub answered from {root / SERVER_FILE}: this process runs with HF_HUB_OFFLINE=1",
