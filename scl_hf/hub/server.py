@@ -17,8 +17,9 @@ where ``{prefix}`` is '' for models, 'datasets/' or 'spaces/'. Not served: Xet (
 ``HF_HUB_DISABLE_XET=1``), pull requests, discussions, multipart LFS. Storage is ``store.Store``.
 
 Safety: binds to 127.0.0.1 unless told otherwise; when a write ``token`` is configured every write
-needs ``Authorization: Bearer <token>`` (reads stay open), and LFS upload URLs carry an HMAC
-signature instead (clients send the PUT without headers). Malformed requests get a 4xx with a JSON
+needs ``Authorization: Bearer <token>`` (reads stay open: a repo's ``private`` flag is recorded,
+not enforced), and LFS upload URLs carry an HMAC signature instead (clients send the PUT without
+headers). Malformed requests get a 4xx with a JSON
 ``{"error": ...}`` body and an ``X-Error-Code`` where the Hub has one, before anything is written.
 
     scl-hf hub serve --root runs/hub [--port 8080]

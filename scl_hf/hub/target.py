@@ -129,15 +129,18 @@ def point_libraries_at(endpoint: str, *, xet: bool) -> None:
 
 
 def start_embedded_hub(root: str | Path, token: str | None = None) -> HubServer:
-    """Start an embedded Hub on a free loopback port in a daemon thread; records its URL in ``<root>/server.json``."""
+    """Start an embedded Hub serving ``root`` on a free loopback port, from a daemon thread of this process."""
     from scl_hf.hub.server import HubServer
 
-    server = HubServer(root, port=0, token=token).start()
+    return HubServer(root, port=0, token=token).start()
+
+
+def record_embedded_hub(server: HubServer) -> None:
+    """Write ``<root>/server.json`` so that the other processes of a launch find the leader's server."""
     record = server.store.root / SERVER_FILE
     tmp = record.with_name(f".{SERVER_FILE}.{os.getpid()}")
     tmp.write_text(json.dumps({"url": server.url, "pid": os.getpid()}))
     os.replace(tmp, record)
-    return server
 
 
 def _answers(url: str) -> bool:
@@ -194,6 +197,7 @@ def configure_hub(cfg: Config) -> HubTarget | None:
     root = embedded_root(cfg)
     if is_main_process():
         server = start_embedded_hub(root)
+        record_embedded_hub(server)
         point_libraries_at(server.url, xet=False)
         return HubTarget(server.url, None, model_repo, dataset_repo, embedded=True, server=server)
     url = wait_for_embedded_hub(root, FOLLOWER_WAIT_SECONDS)
