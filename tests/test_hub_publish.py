@@ -98,6 +98,9 @@ def test_each_generation_is_one_tagged_commit(published):
     results = {r.metric_type: r.metric_value for r in card.eval_results}
     assert results["true_rate"] == metrics["metrics"]["true_rate"]
     assert results["diversity"] == metrics["metrics"]["diversity"]
+    for gen in ("gen_00", "gen_01"):  # publishing leaves the run directory as the loop wrote it
+        for folder in ("train_data", "samples"):
+            assert not list((cfg.run_dir / gen / folder).glob("cache-*")), (gen, folder)
     space_files = api.list_repo_files(target.space_repo_id, repo_type="space")
     assert {"boolean_expressions.py", "README.md", "app.py", "requirements.txt"} <= set(space_files)
 

@@ -104,9 +104,16 @@ def test_round_trip_with_the_client(server, tmp_path):
     with pytest.raises(RevisionNotFoundError):
         api.list_repo_files(REPO, revision="gen-99")
 
+    # A card whose metadata is not YAML is refused before anything is uploaded (POST /api/validate-yaml).
+    with pytest.raises(ValueError, match="Invalid metadata in README.md"):
+        api.upload_file(path_or_fileobj=b"---\nkey: [unclosed\n---\nbody\n", path_in_repo="README.md", repo_id=REPO)
+    api.upload_file(path_or_fileobj=b"---\nlicense: mit\n---\nbody\n", path_in_repo="README.md", repo_id=REPO)
+    assert api.model_info(REPO).card_data.license == "mit"
+    second = api.list_repo_commits(REPO)[0].commit_id
+
     # An unchanged file is not committed again: the client sees the server's oid at preupload.
     same = api.create_commit(REPO, [CommitOperationAdd("weights.bin", WEIGHTS)], commit_message="noop")
-    assert same.oid == second and len(api.list_repo_commits(REPO)) == 3
+    assert same.oid == second and len(api.list_repo_commits(REPO)) == 4
 
 
 def test_resolve_headers_and_ranges(server):

@@ -203,12 +203,13 @@ def published_splits(gen_dir: Path) -> dict:
                 "depth": [-1 if tree is None else tree.depth for tree in trees],
                 "truncated": [None] * len(trees)}
 
+    # keep_in_memory: a cache file would land in the run directory, next to the saved dataset
     if "label" not in train.column_names:
-        train = train.map(classify_batch, batched=True, features=Features({**train.features, **{
-            k: features[k] for k in ("label", "depth", "truncated")}}))
+        train = train.map(classify_batch, batched=True, keep_in_memory=True, features=Features({
+            **train.features, **{k: features[k] for k in ("label", "depth", "truncated")}}))
     if "origin" not in samples.column_names:
         samples = samples.add_column("origin", ["synthetic"] * len(samples))
-    return {split: ds.select_columns(list(features)).cast(features)
+    return {split: ds.select_columns(list(features)).cast(features, keep_in_memory=True)
             for split, ds in (("train", train), ("samples", samples))}
 
 
