@@ -194,11 +194,22 @@ def test_fresh_process_loads_both_generations_with_stock_libraries(published, tm
 
 
 @pytest.mark.slow
-def test_sample_command_reads_a_published_generation(published, capsys):
+def test_in_process_loading_and_the_sample_command(published, capsys):
+    """In this process the libraries were imported before configure_hub: they work through the patched endpoint."""
     cfg, target = published
+    import evaluate
+
+    import scl_hf
     from scl_hf.config import SamplingConfig
-    from scl_hf.hub.load import load_generation
+    from scl_hf.hub.load import list_generations, load_generation, load_generation_data
     from scl_hf.sample import sample_expressions
+
+    samples = load_from_disk(str(cfg.run_dir / "gen_00" / "samples"))
+    assert load_generation_data(target.dataset_repo_id, 0, split="samples")["text"] == samples["text"]
+    assert list(list_generations(target.model_repo_id)) == [0, 1]
+    assert evaluate.load(target.space_repo_id).compute(predictions=samples["text"]) == compute_metrics(
+        samples["text"])
+    assert scl_hf.load_generation is load_generation
 
     assert main(["sample", "--repo", target.model_repo_id, "--generation", "1", "-n", "25", "--seed", "3",
                  "--endpoint", target.endpoint]) == 0

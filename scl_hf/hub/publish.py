@@ -24,6 +24,7 @@ a commit or fails on an existing tag.
 from __future__ import annotations
 
 import json
+import math
 import re
 import tempfile
 from pathlib import Path
@@ -109,7 +110,8 @@ def model_card(record: dict, cfg: Config, target: HubTarget) -> str:
         EvalResult(task_type="text-generation", dataset_type=target.dataset_repo_id,
                    dataset_name=f"{cfg.loop.run_name} samples {tag}", dataset_config=tag, dataset_split="samples",
                    dataset_revision=tag, metric_type=name, metric_name=name, metric_value=value)
-        for name, value in record["metrics"].items() if isinstance(value, (int, float))
+        for name, value in record["metrics"].items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     ]
     data = ModelCardData(library_name="transformers", pipeline_tag="text-generation", model_name=
                          f"{target.model_repo_id} {tag}", datasets=[target.dataset_repo_id],
