@@ -216,6 +216,7 @@ def test_bad_requests_get_4xx_and_write_nothing(server):
         ("GET", f"/{REPO}/resolve/main/notes/../weights.bin", None, 400),
         ("GET", f"/{REPO}/resolve/main/%2Fetc%2Fpasswd", None, 400),
         ("GET", "/api/nothing-here", None, 404),
+        ("GET", f"/api/models/{REPO}/revision/%ff%00", None, 404),  # echoed in a header: escaped, not a 500
         # commits: every path and line checked before anything is written
         ("POST", commit, ndjson(header(), {"key": "file", "value": {"path": "../evil", "content": "eA=="}}), 400),
         ("POST", commit, ndjson(header(), {"key": "file", "value": {"path": "/abs", "content": "eA=="}}), 400),
@@ -227,6 +228,9 @@ def test_bad_requests_get_4xx_and_write_nothing(server):
                                 {"key": "file", "value": {"path": "../x", "content": "eA=="}}), 400),
         ("POST", commit, ndjson({"key": "file", "value": {"path": "ok.txt", "content": "eA=="}}), 400),
         ("POST", commit, ndjson(header(), {"key": "symlink", "value": {"path": "ok.txt"}}), 400),
+        ("POST", commit, ndjson(header(), {"key": "deletedFolder", "value": {"path": 5}}), 400),
+        ("POST", commit, ndjson(header(), {"key": "deletedFolder", "value": {"path": "../"}}), 400),
+        ("POST", commit, ndjson(header(), {"key": "file", "value": ["not", "an", "object"]}), 400),
         ("POST", commit, b"{not json\n", 400),
         ("POST", commit, ndjson(header(summary="")), 400),
         ("POST", commit, ndjson(header(parentCommit="abc")), 400),

@@ -190,7 +190,8 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(obj).encode(), headers=headers)
 
     def _error(self, err: HubError) -> None:
-        headers = {"X-Error-Message": err.message.splitlines()[0][:200]}
+        # HTTP headers are latin-1: escape what a request echoed back into the message
+        headers = {"X-Error-Message": err.message.splitlines()[0][:200].encode("ascii", "backslashreplace").decode()}
         if err.code:
             headers["X-Error-Code"] = err.code
         if not self._body_read:  # drain a small unread body to keep the connection usable
@@ -606,7 +607,8 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             if kind not in ("file", "lfsFile", "deletedFile", "deletedFolder"):
                 raise HubError(400, f"commit line {number}: unknown key {kind!r}, expected one of "
                                     "header, file, lfsFile, deletedFile, deletedFolder")
-            path = check_path(value.get("path", "").rstrip("/") if kind == "deletedFolder" else value.get("path"))
+            path = value.get("path")
+            path = check_path(path.rstrip("/") if kind == "deletedFolder" and isinstance(path, str) else path)
             if kind == "file":
                 if value.get("encoding", "base64") != "base64":
                     raise HubError(400, f"commit line {number}: only base64 'encoding' is supported")
