@@ -254,8 +254,20 @@ class Loop:
         return self.run_dir
 
 
+def _quiet_libraries() -> None:
+    """One progress bar (training) and one line per generation: silence the libraries' own bars."""
+    import datasets
+    import huggingface_hub
+    import transformers
+
+    datasets.disable_progress_bars()
+    huggingface_hub.utils.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+
+
 def run_loop(cfg: Config, allow_config_change: bool = False, hub_target=None) -> Path:
     """Run (or resume) the loop described by ``cfg``; returns the run directory."""
+    _quiet_libraries()
     check_resume(cfg, allow_config_change)  # on every process, so that all of them stop together
     accelerator = make_accelerator(cfg.training, project_dir=str(cfg.run_dir))
     if accelerator.is_main_process:
