@@ -103,6 +103,7 @@ def test_each_generation_is_one_tagged_commit(published):
             assert not list((cfg.run_dir / gen / folder).glob("cache-*")), (gen, folder)
     space_files = api.list_repo_files(target.space_repo_id, repo_type="space")
     assert {"boolean_expressions.py", "README.md", "app.py", "requirements.txt"} <= set(space_files)
+    assert not [f for f in space_files if f.endswith(".pyc")]
 
 
 @pytest.mark.slow
