@@ -1,8 +1,28 @@
-"""GPT-2 factory: the paper's small character model and a tiny one for tests."""
+"""GPT-2 factory: the paper's small character model and a tiny one for tests, plus fast CPU training kernels.
+
+The model is a stock ``GPT2LMHeadModel`` (it saves and reloads with ``AutoModelForCausalLM``). Two
+things make it train fast on a CPU, both measured in docs/BENCHMARKS.md:
+
+- ``activation_function="gelu_pytorch_tanh"``: the same tanh-approximated GELU as GPT-2's ``"gelu_new"``,
+  but one fused kernel instead of seven elementwise ops (``gelu_new`` is written out in Python).
+- ``cpu_training_kernels(model)``: while training on a CPU, dropout masks are drawn with ``torch.rand``
+  instead of ``bernoulli_``, and attention with dropout runs through ``rand_dropout_attention``.
+  On non-Intel CPUs PyTorch's ``bernoulli_(p)`` takes a serial scalar loop (its MKL path is
+  Intel-only), about 3x slower than ``torch.rand``; and ``scaled_dot_product_attention`` with
+  ``dropout_p > 0`` falls back to its math kernel, whose attention-probability dropout uses that same
+  ``bernoulli_``. The masks have the same distribution (keep each value with probability 1 - p, scale
+  by 1 / (1 - p)); only the random stream differs. GPUs keep PyTorch's fused dropout kernels.
+"""
 
 from __future__ import annotations
 
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AttentionInterface, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
 
 from scl_hf.config import ModelConfig
 
@@ -10,6 +30,8 @@ from scl_hf.config import ModelConfig
 PAPER = ModelConfig()
 # Fast enough for unit tests and the CPU smoke loop: about 0.1M parameters.
 TINY = ModelConfig(n_layer=2, n_head=2, n_embd=64, n_positions=128, dropout=0.0)
+
+CPU_ATTENTION = "scl_rand_dropout"  # name of rand_dropout_attention in transformers' AttentionInterface
 
 
 def make_gpt2_config(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase) -> GPT2Config:
@@ -23,6 +45,7 @@ def make_gpt2_config(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase) -> GP
         resid_pdrop=cfg.dropout,
         embd_pdrop=cfg.dropout,
         attn_pdrop=cfg.dropout,
+        activation_function="gelu_pytorch_tanh",  # = GPT-2's "gelu_new", fused (4x faster on CPU)
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -38,3 +61,71 @@ def make_model(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase) -> GPT2LMHe
 def num_parameters(model: GPT2LMHeadModel) -> int:
     """Unique trainable parameters (tied embeddings counted once)."""
     return sum(p.numel() for p in model.parameters())
+
+
+def rand_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Dropout whose keep-mask is ``torch.rand(...) >= p`` (a vectorised draw) instead of ``bernoulli_``."""
+    return x * (torch.rand_like(x) >= p) * (1.0 / (1.0 - p))
+
+
+class RandDropout(nn.Dropout):
+    """``nn.Dropout`` drawing its mask with ``rand_dropout``; no state of its own, so it swaps in and out."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        return rand_dropout(x, self.p)
+
+
+_CAUSAL_MASKS: dict[tuple[int, torch.device], torch.Tensor] = {}
+
+
+def rand_dropout_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                           attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
+                           **kwargs) -> tuple[torch.Tensor, None]:
+    """Causal self-attention for full training sequences; ``(batch, heads, time, head_dim)`` in, out transposed.
+
+    Without dropout it is ``scaled_dot_product_attention(is_causal=True)``. With dropout it is the same
+    math kernel PyTorch falls back to (scores, causal mask, softmax, dropout, weighted sum) with the
+    dropout mask from ``rand_dropout``.
+    """
+    seq_len = query.shape[-2]
+    if attention_mask is not None or key.shape[-2] != seq_len:
+        raise ValueError(f"{CPU_ATTENTION} serves unpadded full-sequence training forwards only; "
+                         "use the model outside cpu_training_kernels for masked or cached inputs")
+    if dropout == 0.0:
+        out = F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling)
+        return out.transpose(1, 2).contiguous(), None
+    future = _CAUSAL_MASKS.get((seq_len, query.device))
+    if future is None:  # True above the diagonal: keys a query may not see
+        future = torch.ones(seq_len, seq_len, dtype=torch.bool, device=query.device).triu(1)
+        _CAUSAL_MASKS[(seq_len, query.device)] = future
+    scale = query.shape[-1] ** -0.5 if scaling is None else scaling
+    probs = (torch.matmul(query, key.transpose(-1, -2)) * scale).masked_fill(future, float("-inf")).softmax(-1)
+    out = torch.matmul(rand_dropout(probs, dropout), value)
+    return out.transpose(1, 2).contiguous(), None
+
+
+AttentionInterface.register(CPU_ATTENTION, rand_dropout_attention)
+
+
+@contextmanager
+def cpu_training_kernels(model: GPT2LMHeadModel) -> Iterator[GPT2LMHeadModel]:
+    """Within the block, ``model`` trains with ``RandDropout`` and ``rand_dropout_attention``; restored on exit.
+
+    Nothing changes on a GPU, where PyTorch's dropout and attention kernels are already fused.
+    """
+    if next(model.parameters()).device.type != "cpu":
+        yield model
+        return
+    swapped = [m for m in model.modules() if type(m) is nn.Dropout]
+    attention = model.config._attn_implementation
+    for m in swapped:
+        m.__class__ = RandDropout
+    model.config._attn_implementation = CPU_ATTENTION
+    try:
+        yield model
+    finally:
+        for m in swapped:
+            m.__class__ = nn.Dropout
+        model.config._attn_implementation = attention

@@ -27,6 +27,7 @@ from accelerate.utils import ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
 from scl_hf.config import TrainingConfig
+from scl_hf.model import cpu_training_kernels
 
 IGNORE_INDEX = -100  # target of padded positions in the last validation block (PyTorch's default)
 
@@ -239,49 +240,52 @@ def train_model(model, tokenizer, dataset, cfg: TrainingConfig, accelerator: Acc
     window_count, window_start, final_train_loss = 0, time.perf_counter(), math.nan
     progress = tqdm(total=cfg.max_steps, disable=not accelerator.is_local_main_process, desc="train")
 
-    for step in range(cfg.max_steps):
-        # learning rate of this optimizer step, identical on every process
-        lr = learning_rate_at(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        # forward/backward on this process's slice of each global micro-batch; gradients sync on the last
-        for _ in range(cfg.gradient_accumulation_steps):
-            blocks = stream.next_batch(world * batch)[rank * batch: (rank + 1) * batch].to(accelerator.device)
-            with accelerator.accumulate(wrapped):
-                logits = forward(input_ids=blocks[:, :-1], use_cache=False).logits
-                loss = F.cross_entropy(logits.float().flatten(0, 1), blocks[:, 1:].flatten())
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(wrapped.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            window_loss += loss.detach()
-            window_count += 1
-        done = step + 1
-        # logging: mean training loss over the window, all processes
-        if done % cfg.logging_steps == 0 or done == cfg.max_steps:
-            mean_loss = accelerator.reduce(window_loss / window_count, reduction="mean").item()
-            now = time.perf_counter()
-            steps_in_window = window_count // cfg.gradient_accumulation_steps
-            record = {"step": done, "loss": mean_loss, "lr": lr,
-                      "tokens_per_second": steps_in_window * tokens_per_step / max(now - window_start, 1e-9)}
-            history.append(record)
-            accelerator.log({f"train/{k}": v for k, v in record.items() if k != "step"}, step=step_offset + done)
-            progress.set_postfix(loss=f"{mean_loss:.4f}", tok_s=f"{record['tokens_per_second']:.0f}", lr=f"{lr:.2e}")
-            final_train_loss = mean_loss
-            window_loss.zero_()
-            window_count, window_start = 0, time.perf_counter()
-        # validation: keep the weights whenever the held-out loss improves
-        if done % cfg.eval_steps == 0 or done == cfg.max_steps:
-            eval_start = time.perf_counter()
-            val_loss = evaluate_loss(forward, val_inputs, val_targets, accelerator, batch)
-            history.append({"step": done, "val_loss": val_loss})
-            accelerator.log({"train/val_loss": val_loss}, step=step_offset + done)
-            if val_loss < best_val:
-                best_val, best_step = val_loss, done
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            window_start += time.perf_counter() - eval_start  # tokens/s counts training time only
-        progress.update(1)
+    # CPU: dropout masks from torch.rand, not the serial bernoulli_ (see scl_hf/model.py)
+    with cpu_training_kernels(model):
+        for step in range(cfg.max_steps):
+            # learning rate of this optimizer step, identical on every process
+            lr = learning_rate_at(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            # forward/backward on this process's slice of each global micro-batch; gradients sync on the last
+            for _ in range(cfg.gradient_accumulation_steps):
+                blocks = stream.next_batch(world * batch)[rank * batch: (rank + 1) * batch].to(accelerator.device)
+                with accelerator.accumulate(wrapped):
+                    logits = forward(input_ids=blocks[:, :-1], use_cache=False).logits
+                    loss = F.cross_entropy(logits.float().flatten(0, 1), blocks[:, 1:].flatten())
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients:
+                        accelerator.clip_grad_norm_(wrapped.parameters(), cfg.max_grad_norm)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                window_loss += loss.detach()
+                window_count += 1
+            done = step + 1
+            # logging: mean training loss over the window, all processes
+            if done % cfg.logging_steps == 0 or done == cfg.max_steps:
+                mean_loss = accelerator.reduce(window_loss / window_count, reduction="mean").item()
+                now = time.perf_counter()
+                steps_in_window = window_count // cfg.gradient_accumulation_steps
+                record = {"step": done, "loss": mean_loss, "lr": lr,
+                          "tokens_per_second": steps_in_window * tokens_per_step / max(now - window_start, 1e-9)}
+                history.append(record)
+                accelerator.log({f"train/{k}": v for k, v in record.items() if k != "step"}, step=step_offset + done)
+                progress.set_postfix(loss=f"{mean_loss:.4f}", tok_s=f"{record['tokens_per_second']:.0f}",
+                                     lr=f"{lr:.2e}")
+                final_train_loss = mean_loss
+                window_loss.zero_()
+                window_count, window_start = 0, time.perf_counter()
+            # validation: keep the weights whenever the held-out loss improves
+            if done % cfg.eval_steps == 0 or done == cfg.max_steps:
+                eval_start = time.perf_counter()
+                val_loss = evaluate_loss(forward, val_inputs, val_targets, accelerator, batch)
+                history.append({"step": done, "val_loss": val_loss})
+                accelerator.log({"train/val_loss": val_loss}, step=step_offset + done)
+                if best_state is None or val_loss < best_val or math.isnan(best_val):
+                    best_val, best_step = val_loss, done
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                window_start += time.perf_counter() - eval_start  # tokens/s counts training time only
+            progress.update(1)
     progress.close()
 
     # hand back the caller's model with the best weights, forward unpatched from mixed precision
