@@ -3,6 +3,8 @@
 Every sequence starts from ``<bos>`` alone, so all sequences of a batch are always the same length and
 need no padding or attention mask. A sequence that emits ``<eos>`` (or reaches the length cap) leaves
 the batch at once, cache rows included: the work follows the mean sample length, not the longest.
+The decoding forward is GPT-2's, written out for one token per row over a preallocated cache (the
+model's own modules do the work), which avoids the per-step concatenation of a growing cache.
 Each sequence is still sampled exactly as ``model.generate(do_sample=True)`` would sample it
 (temperature, then top-k, then top-p, as the ``transformers`` logits warpers do).
 
@@ -13,12 +15,16 @@ Under ``accelerate launch`` the ``num_samples`` are split across processes (the 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from transformers import DynamicCache
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import gather_object
+from transformers import GPT2LMHeadModel
 
 from scl_hf.config import SamplingConfig
 
@@ -59,92 +65,157 @@ def warp_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: flo
     return logits
 
 
+class KVCache:
+    """Keys and values of the sequences still decoding: ``(layers, 2, rows, heads, capacity, head_dim)``.
+
+    Rows ``[:n]`` are live. The time axis grows by doubling, so a batch that stops early never holds
+    ``n_positions`` slots per row; a finished row is overwritten by the last live one (swap-remove), so
+    compaction copies one row per finished sequence instead of the whole batch.
+    """
+
+    def __init__(self, layers: int, rows: int, heads: int, head_dim: int, max_len: int, device, dtype) -> None:
+        self.max_len = max_len
+        self.data = torch.empty(layers, 2, rows, heads, min(64, max_len), head_dim, device=device, dtype=dtype)
+
+    def reserve(self, length: int, rows: int) -> None:
+        """Make room for ``length`` positions, keeping the first ``rows`` rows."""
+        capacity = self.data.shape[4]
+        if length <= capacity:
+            return
+        while capacity < length:
+            capacity = min(2 * capacity, self.max_len)
+        grown = self.data.new_empty(*self.data.shape[:4], capacity, self.data.shape[5])
+        grown[:, :, :rows, :, : self.data.shape[4]] = self.data[:, :, :rows]
+        self.data = grown
+
+    def move_rows(self, src: torch.Tensor, dst: torch.Tensor, length: int) -> None:
+        """Copy rows ``src`` over rows ``dst`` (the first ``length`` positions)."""
+        self.data[:, :, dst, :, :length] = self.data[:, :, src, :, :length]
+
+
+def _decode_step(model, cache: KVCache, tokens: torch.Tensor, position: int) -> torch.Tensor:
+    """Logits ``(n, vocab)`` after feeding ``tokens`` ``(n,)`` at ``position`` to the first ``n`` cache rows.
+
+    The GPT-2 forward written out for one new token per row, reusing the model's own modules (so
+    every config option of the blocks applies) with attention over the preallocated cache.
+    """
+    gpt = model.transformer
+    n = tokens.shape[0]
+    x = gpt.wte(tokens) + gpt.wpe.weight[position]  # (n, n_embd)
+    for layer, block in enumerate(gpt.h):
+        attn = block.attn
+        q, k, v = attn.c_attn(block.ln_1(x)).view(n, 3, attn.num_heads, attn.head_dim).unbind(1)  # (n, heads, d)
+        cache.data[layer, 0, :n, :, position] = k
+        cache.data[layer, 1, :n, :, position] = v
+        keys = cache.data[layer, 0, :n, :, : position + 1]  # (n, heads, position + 1, d)
+        values = cache.data[layer, 1, :n, :, : position + 1]
+        # one query per row attends to every cached position: no causal mask needed
+        y = F.scaled_dot_product_attention(q.unsqueeze(2), keys, values, scale=attn.scaling)
+        x = x + attn.c_proj(y.reshape(n, -1))
+        x = x + block.mlp(block.ln_2(x))
+    return model.lm_head(gpt.ln_f(x))
+
+
 @torch.no_grad()
 def sample_token_ids(model, num_sequences: int, bos_token_id: int, eos_token_id: int, max_new_tokens: int,
                      cfg: SamplingConfig, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample ``num_sequences`` continuations of ``<bos>`` together, compacting the batch as they finish.
 
     Returns:
-        ``(tokens, lengths)``: ``tokens`` is ``(num_sequences, max_new_tokens)`` on the CPU, valid up to
+        ``(tokens, lengths)`` on the CPU: ``tokens`` is ``(num_sequences, max_new_tokens)``, valid up to
         ``lengths`` (the generated tokens, ``<eos>`` included when one was drawn).
     """
-    device = next(model.parameters()).device
-    tokens = torch.zeros(num_sequences, max_new_tokens, dtype=torch.long)
-    lengths = torch.full((num_sequences,), max_new_tokens, dtype=torch.long)
-    alive = torch.arange(num_sequences, device=device)  # original row of every sequence still in the batch
-    inputs = torch.full((num_sequences, 1), bos_token_id, dtype=torch.long, device=device)
-    cache = DynamicCache(config=model.config)
-    steps = []  # per step: (rows still alive, tokens drawn), copied to the CPU once at the end
+    config = model.config
+    device = model.lm_head.weight.device
+    cache = KVCache(config.n_layer, num_sequences, config.n_head, config.n_embd // config.n_head, max_new_tokens,
+                    device, model.lm_head.weight.dtype)
+    out = torch.zeros(num_sequences, max_new_tokens, dtype=torch.long, device=device)
+    lengths = torch.full((num_sequences,), max_new_tokens, dtype=torch.long, device=device)
+    row = torch.arange(num_sequences, device=device)  # original sequence held by each live batch row
+    inputs = torch.full((num_sequences,), bos_token_id, dtype=torch.long, device=device)
+    n = num_sequences
     for t in range(max_new_tokens):
-        logits = model(input_ids=inputs, past_key_values=cache, use_cache=True).logits[:, -1, :].float()
+        cache.reserve(t + 1, n)
+        logits = _decode_step(model, cache, inputs[:n], t).float()
         probs = warp_logits(logits, cfg.temperature, cfg.top_k, cfg.top_p).softmax(dim=-1)
-        nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-        steps.append((alive, nxt))
-        finished = nxt == eos_token_id
-        if t + 1 == max_new_tokens:
+        drawn = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        out[row[:n], t] = drawn
+        inputs[:n] = drawn
+        finished = drawn == eos_token_id
+        num_finished = int(finished.sum())
+        if num_finished == 0:
+            continue
+        lengths[row[:n][finished]] = t + 1
+        # swap-remove: live rows from the tail of the batch move into the holes left by finished ones
+        keep = n - num_finished
+        holes = finished[:keep].nonzero().squeeze(1)
+        movers = keep + (~finished[keep:]).nonzero().squeeze(1)
+        if holes.numel():
+            cache.move_rows(movers, holes, t + 1)
+            row[holes], inputs[holes] = row[movers], inputs[movers]
+        n = keep
+        if n == 0:
             break
-        if finished.any():  # compaction: finished rows leave the batch and the cache
-            keep = (~finished).nonzero().squeeze(1)
-            if keep.numel() == 0:
-                break
-            cache.batch_select_indices(keep)
-            alive, nxt = alive[keep], nxt[keep]
-        inputs = nxt[:, None]
-    for t, (rows, drawn) in enumerate(steps):
-        rows, drawn = rows.cpu(), drawn.cpu()
-        tokens[rows, t] = drawn
-        ended = drawn == eos_token_id
-        lengths[rows[ended]] = t + 1
-    return tokens, lengths
+    return out.cpu(), lengths.cpu()
 
 
-def sample_expressions(model, tokenizer, cfg: SamplingConfig, accelerator=None, *, seed: int,
-                       num_samples: int | None = None) -> SampleResult:
+def sample_shard(model, tokenizer, cfg: SamplingConfig, *, seed: int, process_index: int, count: int,
+                 max_new_tokens: int) -> tuple[list[str], list[bool], int]:
+    """The ``count`` samples process ``process_index`` draws: ``(texts, truncated, num_tokens)``.
+
+    A pure function of the weights, ``cfg``, ``seed`` and ``process_index``, so that a test can rebuild
+    any process's shard in one process.
+    """
+    eos = tokenizer.eos_token_id
+    generator = torch.Generator(device=model.lm_head.weight.device).manual_seed(process_seed(seed, process_index))
+    texts: list[str] = []
+    truncated: list[bool] = []
+    num_tokens = 0
+    for first in range(0, count, cfg.per_device_sample_batch_size):
+        n = min(cfg.per_device_sample_batch_size, count - first)
+        tokens, lengths = sample_token_ids(model, n, tokenizer.bos_token_id, eos, max_new_tokens, cfg, generator)
+        ended = tokens[torch.arange(n), lengths - 1] == eos  # else the sequence hit the cap
+        rows = [ids[: length - end] for ids, length, end in zip(tokens.tolist(), lengths.tolist(), ended.tolist(),
+                                                                strict=True)]
+        texts.extend(tokenizer.batch_decode(rows, skip_special_tokens=False))
+        truncated.extend((~ended).tolist())
+        num_tokens += int(lengths.sum())
+    return texts, truncated, num_tokens
+
+
+def sample_expressions(model, tokenizer, cfg: SamplingConfig, accelerator: Accelerator | None = None, *,
+                       seed: int, num_samples: int | None = None) -> SampleResult:
     """Draw ``num_samples`` (default ``cfg.num_samples``) expressions from ``model``, sharded across processes.
 
     Args:
-        model: a causal LM (the unwrapped ``GPT2LMHeadModel``); put in eval mode here.
+        model: the unwrapped ``GPT2LMHeadModel``; put in eval mode here.
         tokenizer: the character tokenizer (``bos``/``eos`` ids, decoding).
         cfg: temperature, top-k, top-p, length cap and batch size.
-        accelerator: when given, the samples are split across its processes and gathered on every one.
+        accelerator: when given, the samples are split across its processes and gathered on every one,
+            under its autocast (bf16 where training used bf16).
         seed: the same seed and process count give the same samples.
         num_samples: overrides ``cfg.num_samples`` (e.g. to draw extra samples after curation).
 
     Returns:
-        A ``SampleResult`` holding all processes' samples, on every process.
+        A ``SampleResult`` holding all processes' samples, on every process, rank 0's first.
     """
     start = time.perf_counter()
+    if not isinstance(model, GPT2LMHeadModel):
+        raise TypeError(f"model must be a GPT2LMHeadModel (the decoding loop is GPT-2's), got {type(model).__name__}")
     total = cfg.num_samples if num_samples is None else num_samples
     if total < 0:
         raise ValueError(f"num_samples must be >= 0, got {total}")
-    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator is not None else (0, 1)
     cap = model.config.n_positions - 1
     max_new_tokens = cap if cfg.max_new_tokens is None else cfg.max_new_tokens
     if max_new_tokens > cap:
         raise ValueError(f"max_new_tokens must be at most n_positions - 1 = {cap}, got {max_new_tokens}")
-    device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(process_seed(seed, rank))
+    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator is not None else (0, 1)
     model.eval()
-
-    texts: list[str] = []
-    truncated: list[bool] = []
-    num_tokens = 0
-    mine = shard_size(total, rank, world)
-    for first in range(0, mine, cfg.per_device_sample_batch_size):
-        n = min(cfg.per_device_sample_batch_size, mine - first)
-        tokens, lengths = sample_token_ids(model, n, tokenizer.bos_token_id, tokenizer.eos_token_id,
-                                           max_new_tokens, cfg, generator)
-        ended = (lengths <= max_new_tokens) & (tokens[torch.arange(n), lengths - 1] == tokenizer.eos_token_id)
-        rows = [row[: length - int(end)] for row, length, end in
-                zip(tokens.tolist(), lengths.tolist(), ended.tolist(), strict=True)]
-        texts.extend(tokenizer.batch_decode(rows, skip_special_tokens=False))
-        truncated.extend((~ended).tolist())
-        num_tokens += int(lengths.sum())
-
-    if accelerator is not None and world > 1:
-        from accelerate.utils import gather_object
-
-        texts = gather_object(texts)
-        truncated = gather_object(truncated)
+    with accelerator.autocast() if accelerator is not None else contextlib.nullcontext():
+        texts, truncated, num_tokens = sample_shard(model, tokenizer, cfg, seed=seed, process_index=rank,
+                                                    count=shard_size(total, rank, world),
+                                                    max_new_tokens=max_new_tokens)
+    if world > 1:  # every process gets every shard, in rank order
+        texts, truncated = gather_object(texts), gather_object(truncated)
         num_tokens = int(accelerator.reduce(torch.tensor(num_tokens, device=accelerator.device), "sum").item())
     return SampleResult(texts=texts, truncated=truncated, num_tokens=num_tokens, seconds=time.perf_counter() - start)

@@ -1,0 +1,269 @@
+"""Training loop: packing, schedule, optimizer groups, best-checkpoint selection, determinism, two processes."""
+
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from transformers import AutoModelForCausalLM
+
+import scl_hf.train as train_module
+from scl_hf.config import TrainingConfig
+from scl_hf.expressions import make_real_dataset
+from scl_hf.model import PAPER, TINY, RandDropout, cpu_training_kernels, make_model, rand_dropout_attention
+from scl_hf.sample import sample_shard
+from scl_hf.tokenizer import build_tokenizer
+from scl_hf.train import (
+    IGNORE_INDEX,
+    PackedStream,
+    encode_sequences,
+    learning_rate_at,
+    make_accelerator,
+    make_optimizer,
+    resolve_mixed_precision,
+    split_train_validation,
+    train_model,
+    validation_blocks,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_run(steps=8, **overrides):
+    tokenizer = build_tokenizer(TINY.n_positions)
+    torch.manual_seed(0)
+    model = make_model(TINY, tokenizer)
+    dataset = datasets.Dataset.from_dict({"text": make_real_dataset(200, seed=1)})
+    cfg = TrainingConfig(**{"max_steps": steps, "warmup_steps": 2, "eval_steps": 4, "logging_steps": 2,
+                            "per_device_train_batch_size": 2, **overrides})
+    return tokenizer, model, dataset, cfg
+
+
+def without_speed(history):
+    return [{k: v for k, v in record.items() if k != "tokens_per_second"} for record in history]
+
+
+def test_learning_rate_warms_up_linearly_then_decays_by_cosine_to_the_floor():
+    cfg = TrainingConfig(learning_rate=1.0e-3, min_learning_rate=1.0e-4, warmup_steps=100, max_steps=5000)
+    assert learning_rate_at(0, cfg) == pytest.approx(1.0e-3 / 101)
+    assert learning_rate_at(49, cfg) == pytest.approx(1.0e-3 * 50 / 101)
+    assert learning_rate_at(100, cfg) == pytest.approx(1.0e-3)  # the peak, first step of the cosine
+    assert learning_rate_at(2550, cfg) == pytest.approx(5.5e-4)  # halfway down: (peak + floor) / 2
+    assert learning_rate_at(5000, cfg) == pytest.approx(1.0e-4)
+    lrs = [learning_rate_at(s, cfg) for s in range(5000)]
+    assert all(a < b for a, b in zip(lrs[:100], lrs[1:101], strict=True))
+    assert all(a >= b for a, b in zip(lrs[100:-1], lrs[101:], strict=True))
+    assert min(lrs[100:]) > 1.0e-4
+
+
+def test_encode_sequences_wraps_every_text_in_bos_and_eos():
+    tok = build_tokenizer()
+    assert [s.tolist() for s in encode_sequences(["True", ""], tok)] == [[1, 8, 15, 18, 11, 2], [1, 2]]
+
+
+def test_split_holds_out_the_fraction_deterministically():
+    texts = [f"t{i}" for i in range(100)]
+    train, val = split_train_validation(texts, 0.1, seed=3)
+    assert (len(train), len(val)) == (90, 10)
+    assert sorted(train + val) == sorted(texts)
+    assert split_train_validation(texts, 0.1, seed=3) == (train, val)
+    assert split_train_validation(texts, 0.1, seed=4)[1] != val
+    assert [len(part) for part in split_train_validation(["a", "b"], 0.1, seed=0)] == [1, 1]
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        split_train_validation(["a"], 0.1, seed=0)
+
+
+def test_packed_blocks_cover_the_stream_with_no_padding_and_every_token_predicted_once():
+    sequences = [np.arange(100 * i, 100 * i + n) for i, n in enumerate([3, 5, 2, 7])]  # 17 distinct tokens
+    stream = PackedStream(sequences, block_size=4, seed=0)
+    first = stream.next_batch(3)
+    assert first.shape == (3, 5)
+    assert torch.equal(first[:-1, -1], first[1:, 0])  # a block's last target is the next block's first input
+    epoch = np.concatenate(stream.buffer[:17].reshape(1, -1))
+    assert sorted(epoch.tolist()) == sorted(np.concatenate(sequences).tolist())  # one epoch, shuffled by sequence
+    targets = torch.cat([first[:, 1:].flatten(), stream.next_batch(1)[0, 1:]])
+    assert targets.tolist() == stream.buffer[1:17].tolist()  # 16 targets: every token after the first, once
+    assert stream.epoch == 1
+    # the next blocks run over into a second, differently shuffled epoch
+    stream.next_batch(4)
+    assert stream.epoch == 2
+    orders = [[int(x) // 100 for x in chunk if int(x) % 100 == 0] for chunk in (epoch, stream.buffer[-17:])]
+    assert sorted(orders[0]) == sorted(orders[1]) == [0, 1, 2, 3]
+
+
+def test_packed_stream_is_deterministic_for_the_seed():
+    sequences = [np.arange(n) + 10 * n for n in range(1, 30)]
+    a = PackedStream(sequences, 8, seed=5).next_batch(20)
+    assert torch.equal(a, PackedStream(sequences, 8, seed=5).next_batch(20))
+    assert not torch.equal(a, PackedStream(sequences, 8, seed=6).next_batch(20))
+
+
+def test_validation_blocks_score_every_token_once_and_mask_the_filler():
+    inputs, targets = validation_blocks([np.array([1, 5, 2]), np.array([1, 6, 7, 2])], block_size=4, filler_id=1)
+    assert inputs.tolist() == [[1, 5, 2, 1], [6, 7, 1, 1]]
+    assert targets.tolist() == [[5, 2, 1, 6], [7, 2, IGNORE_INDEX, IGNORE_INDEX]]
+
+
+def test_weight_decay_applies_to_matrices_but_not_biases_layernorms_or_positions():
+    model = make_model(PAPER, build_tokenizer())
+    decay, no_decay = make_optimizer(model, TrainingConfig()).param_groups
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert sorted(names[id(p)] for p in decay["params"])[:3] == [
+        "transformer.h.0.attn.c_attn.weight", "transformer.h.0.attn.c_proj.weight", "transformer.h.0.mlp.c_fc.weight"]
+    assert len(decay["params"]) == 6 * 4 + 1  # four matrices per block and the (tied) token embedding
+    assert len(no_decay["params"]) == 6 * 8 + 2 + 1  # per block 4 biases + 2 LayerNorms x 2; ln_f x 2; wpe
+    assert sum(p.numel() for g in (decay, no_decay) for p in g["params"]) == 10_753_152
+
+
+def test_mixed_precision_auto_is_full_precision_on_cpu():
+    assert resolve_mixed_precision("auto") == ("bf16" if torch.cuda.is_available() else "no")
+    assert resolve_mixed_precision("fp16") == "fp16"
+
+
+def test_dataset_without_text_column_is_rejected():
+    tokenizer, model, _, cfg = tiny_run()
+    with pytest.raises(ValueError, match="'text' column"):
+        train_model(model, tokenizer, datasets.Dataset.from_dict({"expr": ["True"] * 4}), cfg,
+                    make_accelerator(cfg), seed=0)
+
+
+def test_training_is_deterministic_and_lowers_the_loss():
+    results = []
+    for _ in range(2):
+        tokenizer, model, dataset, cfg = tiny_run(steps=8, learning_rate=3.0e-3)
+        results.append((train_model(model, tokenizer, dataset, cfg, make_accelerator(cfg), seed=7), model))
+    (a, model_a), (b, model_b) = results
+    assert without_speed(a.history) == without_speed(b.history)
+    assert [r["step"] for r in a.history] == [2, 4, 4, 6, 8, 8]  # logs every 2 steps, evaluations at 4 and 8
+    assert a.history[-2]["loss"] < a.history[0]["loss"]
+    assert (a.steps, a.train_tokens) == (8, 8 * 2 * TINY.n_positions)
+    assert a.best_val_loss == b.best_val_loss and a.best_step in (4, 8)
+    assert all(torch.equal(p, q) for p, q in zip(model_a.parameters(), model_b.parameters(), strict=True))
+    assert not model_a.training
+    assert set(a.to_json()) == {"best_val_loss", "best_step", "steps", "final_train_loss", "train_tokens", "seconds"}
+
+
+def test_the_best_validation_weights_are_loaded_back(monkeypatch):
+    tokenizer, model, dataset, cfg = tiny_run(steps=12, eval_steps=4)
+    losses, snapshots = iter([3.0, 1.0, 2.0]), []
+
+    def fake_evaluate(forward, *args):
+        snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+        return next(losses)
+
+    monkeypatch.setattr(train_module, "evaluate_loss", fake_evaluate)
+    result = train_model(model, tokenizer, dataset, cfg, make_accelerator(cfg), seed=0)
+    assert (result.best_step, result.best_val_loss) == (8, 1.0)
+    assert [r["val_loss"] for r in result.history if "val_loss" in r] == [3.0, 1.0, 2.0]
+    final = model.state_dict()
+    assert all(torch.equal(final[k], snapshots[1][k]) for k in final)  # the step-8 weights, not the last ones
+    assert not all(torch.equal(final[k], snapshots[2][k]) for k in final)
+
+
+def test_tensorboard_receives_the_training_curve(tmp_path):
+    tokenizer, model, dataset, cfg = tiny_run(steps=4, report_to="tensorboard")
+    accelerator = make_accelerator(cfg, project_dir=str(tmp_path))
+    train_model(model, tokenizer, dataset, cfg, accelerator, seed=0, step_offset=100)
+    accelerator.end_training()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(next((tmp_path / "logs").rglob("events.out.tfevents.*")).parent))
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == [102, 104]
+    assert [e.step for e in events.Scalars("train/val_loss")] == [104]
+
+
+def test_cpu_training_kernels_swap_in_and_restore():
+    tokenizer = build_tokenizer()
+    torch.manual_seed(0)
+    model = make_model(PAPER, tokenizer)
+    with cpu_training_kernels(model):
+        assert model.config._attn_implementation == "scl_rand_dropout"
+        assert sum(type(m) is RandDropout for m in model.modules()) == 6 * 3 + 1  # 3 per block, embedding
+    assert model.config._attn_implementation == "sdpa"
+    assert not any(isinstance(m, RandDropout) for m in model.modules())
+    assert sum(type(m) is nn.Dropout for m in model.modules()) == 6 * 3 + 1
+
+
+def test_rand_dropout_attention_is_causal_attention_with_dropout():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(3, 2, 9, 8) for _ in range(3))
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2)
+    for dropout in (0.0, 1e-12):  # the fused kernel, and the math path keeping every weight
+        out, _ = rand_dropout_attention(None, q, k, v, None, dropout=dropout, scaling=8 ** -0.5)
+        assert torch.allclose(out, expected, atol=1e-6)
+    ones = torch.ones(1, 1, 256, 1)
+    out, _ = rand_dropout_attention(None, torch.zeros(1, 1, 256, 4), torch.zeros(1, 1, 256, 4), ones, None,
+                                    dropout=0.2)
+    # row i averages i + 1 dropped-and-rescaled ones: mean 1 over all rows
+    assert out.mean().item() == pytest.approx(1.0, abs=0.01)
+    with pytest.raises(ValueError, match="full-sequence"):
+        rand_dropout_attention(None, q[:, :, :1], k, v, None, dropout=0.2)
+
+
+def test_rand_dropout_keeps_the_right_share_and_rescales():
+    torch.manual_seed(0)
+    out = RandDropout(0.2).train()(torch.ones(1_000_000))
+    assert set(out.unique().tolist()) == {0.0, 1.25}
+    assert (out > 0).float().mean().item() == pytest.approx(0.8, abs=0.002)
+    assert torch.equal(RandDropout(0.2).eval()(out), out)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_train_and_sample_like_one_process(tmp_path):
+    sys.path.insert(0, str(REPO / "tests"))
+    import mp_worker
+
+    # `accelerate launch --cpu` starts one process unless MPI is set up; --multi_gpu starts N with torchrun,
+    # and ACCELERATE_USE_CPU makes them a gloo group of CPU processes.
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
+           str(mp_worker.NUM_PROCESSES), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_port", str(free_port()), str(REPO / "tests" / "mp_worker.py"), str(tmp_path)]
+    done = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{i}.json").read_text()) for i in range(mp_worker.NUM_PROCESSES)]
+    assert [r["num_processes"] for r in ranks] == [2, 2]
+    assert without_speed(ranks[0]["history"]) == without_speed(ranks[1]["history"])
+
+    # one process with the global batch sees the same blocks: same schedule, same losses up to rounding
+    tokenizer, model, dataset, train_cfg, _ = mp_worker.setup(mp_worker.NUM_PROCESSES * mp_worker.PER_DEVICE_BATCH)
+    single = train_model(model, tokenizer, dataset, train_cfg, make_accelerator(train_cfg), seed=11)
+    multi = ranks[0]["history"]
+    assert [r["step"] for r in multi] == [r["step"] for r in single.history]
+    assert [r.get("lr") for r in multi] == [r.get("lr") for r in single.history]
+    for a, b in zip(multi, single.history, strict=True):
+        key = "loss" if "loss" in a else "val_loss"
+        assert a[key] == pytest.approx(b[key], abs=1e-5)
+    assert ranks[0]["train"]["train_tokens"] == single.train_tokens
+    assert ranks[0]["train"]["best_step"] == single.best_step
+    assert math.isclose(ranks[0]["train"]["best_val_loss"], single.best_val_loss, abs_tol=1e-5)
+
+    # sampling: every process holds all 7 samples, rank 0's 4 then rank 1's 3, each shard from its own seed
+    assert ranks[0]["texts"] == ranks[1]["texts"] and ranks[0]["truncated"] == ranks[1]["truncated"]
+    assert len(ranks[0]["texts"]) == mp_worker.NUM_SAMPLES
+    trained = AutoModelForCausalLM.from_pretrained(tmp_path / "model")
+    _, _, _, _, sample_cfg = mp_worker.setup(mp_worker.PER_DEVICE_BATCH)
+    shards = [sample_shard(trained, tokenizer, sample_cfg, seed=3, process_index=i, count=n, max_new_tokens=24)
+              for i, n in enumerate([4, 3])]
+    assert ranks[0]["texts"] == shards[0][0] + shards[1][0]
+    assert ranks[0]["truncated"] == shards[0][1] + shards[1][1]
+    assert ranks[0]["num_tokens"] == shards[0][2] + shards[1][2]
+    same_seed_rank1 = sample_shard(trained, tokenizer, sample_cfg, seed=3, process_index=0, count=3,
+                                   max_new_tokens=24)
+    assert shards[1][0] != same_seed_rank1[0]  # rank 1 does not repeat rank 0's stream
