@@ -12,10 +12,14 @@ things make it train fast on a CPU, both measured in docs/BENCHMARKS.md:
   ``dropout_p > 0`` falls back to its math kernel, whose attention-probability dropout uses that same
   ``bernoulli_``. The masks have the same distribution (keep each value with probability 1 - p, scale
   by 1 / (1 - p)); only the random stream differs. GPUs keep PyTorch's fused dropout kernels.
+  It also asks glibc to keep freed memory (``keep_freed_memory``): by default every block above
+  the mmap threshold goes back to the OS when freed, so each step faults its activations in again.
 """
 
 from __future__ import annotations
 
+import ctypes
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -109,6 +113,25 @@ def rand_dropout_attention(module: nn.Module, query: torch.Tensor, key: torch.Te
 AttentionInterface.register(CPU_ATTENTION, rand_dropout_attention)
 
 
+def keep_freed_memory() -> bool:
+    """Make glibc's malloc reuse freed activation memory instead of returning it to the OS (Linux only).
+
+    A training step allocates and frees hundreds of MB of activations; above ``M_MMAP_THRESHOLD`` each
+    block is a fresh ``mmap`` whose pages fault in on first touch (the zeroing costs about as much as
+    the elementwise op that writes them). Raising the threshold and ``M_TRIM_THRESHOLD`` keeps the
+    pages in the heap for the next step. Process-wide and not undone: the process keeps its peak
+    memory, which the next generation's training reuses. Returns whether glibc accepted the settings.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (e.g. musl)
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+    return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, 1 << 31))
+
+
 @contextmanager
 def cpu_training_kernels(model: GPT2LMHeadModel) -> Iterator[GPT2LMHeadModel]:
     """Within the block, ``model`` trains with ``RandDropout`` and ``rand_dropout_attention``; restored on exit.
@@ -118,6 +141,7 @@ def cpu_training_kernels(model: GPT2LMHeadModel) -> Iterator[GPT2LMHeadModel]:
     if next(model.parameters()).device.type != "cpu":
         yield model
         return
+    keep_freed_memory()
     swapped = [m for m in model.modules() if type(m) is nn.Dropout]
     attention = model.config._attn_implementation
     for m in swapped:
