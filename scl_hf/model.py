@@ -87,25 +87,32 @@ _CAUSAL_MASKS: dict[tuple[int, torch.device], torch.Tensor] = {}
 def rand_dropout_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                            attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
                            **kwargs) -> tuple[torch.Tensor, None]:
-    """Causal self-attention for full training sequences; ``(batch, heads, time, head_dim)`` in, out transposed.
+    """Self-attention for full training sequences; ``(batch, heads, time, head_dim)`` in, out transposed.
 
-    Without dropout it is ``scaled_dot_product_attention(is_causal=True)``. With dropout it is the same
-    math kernel PyTorch falls back to (scores, causal mask, softmax, dropout, weighted sum) with the
-    dropout mask from ``rand_dropout``.
+    ``attention_mask``: None for plain causal attention, or the ``(batch, 1, time, time)`` bool mask of
+    ``scl_hf.train.document_inputs`` (True where attention is allowed). Without dropout it is
+    ``scaled_dot_product_attention``. With dropout it is the same math kernel PyTorch falls back to
+    (scores, mask, softmax, dropout, weighted sum) with the dropout mask from ``rand_dropout``.
     """
     seq_len = query.shape[-2]
-    if attention_mask is not None or key.shape[-2] != seq_len:
-        raise ValueError(f"{CPU_ATTENTION} serves unpadded full-sequence training forwards only; "
-                         "use the model outside cpu_training_kernels for masked or cached inputs")
+    if key.shape[-2] != seq_len or (attention_mask is not None and attention_mask.dtype != torch.bool):
+        raise ValueError(f"{CPU_ATTENTION} serves full-sequence training forwards with a causal or boolean mask "
+                         "only; use the model outside cpu_training_kernels for cached inputs")
     if dropout == 0.0:
-        out = F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling)
+        if attention_mask is None:
+            out = F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling)
+        else:
+            out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling)
         return out.transpose(1, 2).contiguous(), None
-    future = _CAUSAL_MASKS.get((seq_len, query.device))
-    if future is None:  # True above the diagonal: keys a query may not see
-        future = torch.ones(seq_len, seq_len, dtype=torch.bool, device=query.device).triu(1)
-        _CAUSAL_MASKS[(seq_len, query.device)] = future
+    if attention_mask is None:
+        hidden = _CAUSAL_MASKS.get((seq_len, query.device))
+        if hidden is None:  # True above the diagonal: keys a query may not see
+            hidden = torch.ones(seq_len, seq_len, dtype=torch.bool, device=query.device).triu(1)
+            _CAUSAL_MASKS[(seq_len, query.device)] = hidden
+    else:
+        hidden = ~attention_mask
     scale = query.shape[-1] ** -0.5 if scaling is None else scaling
-    probs = (torch.matmul(query, key.transpose(-1, -2)) * scale).masked_fill(future, float("-inf")).softmax(-1)
+    probs = (torch.matmul(query, key.transpose(-1, -2)) * scale).masked_fill(hidden, float("-inf")).softmax(-1)
     out = torch.matmul(rand_dropout(probs, dropout), value)
     return out.transpose(1, 2).contiguous(), None
 

@@ -107,56 +107,112 @@ def split_train_validation(texts: list[str], fraction: float, seed: int) -> tupl
     return [texts[i] for i in order[num_val:]], [texts[i] for i in order[:num_val]]
 
 
+def truncate_sequences(sequences: list[np.ndarray], block_size: int) -> list[np.ndarray]:
+    """Cut sequences to ``block_size + 1`` tokens: longer ones cannot be seen whole (nor sampled) by the model."""
+    return [seq[: block_size + 1] for seq in sequences]
+
+
+def _block_at(buffer: np.ndarray, bos_positions: np.ndarray, first_input: int, block_size: int,
+              bos_id: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The block whose first new target is ``buffer[first_input + 1]``: ``(inputs, targets, next first_input)``.
+
+    The block starts at the ``<bos>`` of the sequence holding ``first_input``, so every sequence is read
+    from its own start (position 0), as when sampling. Targets already predicted by the previous block
+    (that sequence's re-read beginning) and ``<bos>`` targets (crossing into the next sequence) are
+    ``IGNORE_INDEX``.
+    """
+    if buffer[first_input + 1] == bos_id:  # the sequence is done: the next block starts at the next one
+        first_input += 1
+    start = bos_positions[np.searchsorted(bos_positions, first_input, side="right") - 1]
+    inputs = buffer[start: start + block_size]
+    targets = buffer[start + 1: start + block_size + 1].copy()
+    targets[: first_input - start] = IGNORE_INDEX
+    targets[targets == bos_id] = IGNORE_INDEX
+    return inputs, targets, start + block_size
+
+
 class PackedStream:
     """Endless stream of ``<bos>expr<eos>`` sequences, reshuffled every epoch, cut into training blocks.
 
-    ``next_batch(n)`` returns ``(n, block_size + 1)`` int64 token ids: inputs are ``[:, :-1]`` and
-    targets ``[:, 1:]``. Consecutive blocks overlap by the one token that is target of one and first
-    input of the next, so every token of the stream is predicted exactly once. Blocks may span epochs.
+    ``next_batch(n)`` returns ``(inputs, targets)``, each ``(n, block_size)`` int64. Blocks are packed
+    back to back with no padding, but each block starts at a sequence's ``<bos>``: a sequence cut by
+    the end of one block is re-read from its start by the next one, whose targets begin where the
+    previous block stopped. So every token is predicted exactly once, always with its whole sequence
+    as context, and (with ``document_inputs``) every sequence sits at positions 0, 1, ... and attends
+    to itself only — exactly what the model sees when it samples from ``<bos>``. Plain nanoGPT
+    packing instead starts most blocks mid-sequence, which teaches position 0 to continue a fragment:
+    sampled from ``<bos>``, such a model opens with a stray ``)`` or ``and`` (docs/BENCHMARKS.md).
     """
 
-    def __init__(self, sequences: list[np.ndarray], block_size: int, seed: int) -> None:
+    def __init__(self, sequences: list[np.ndarray], block_size: int, seed: int, bos_id: int) -> None:
         if not sequences:
             raise ValueError("cannot pack an empty training split")
-        self.sequences = sequences
+        self.sequences = truncate_sequences(sequences, block_size)
         self.block_size = block_size
+        self.bos_id = bos_id
         self.rng = np.random.default_rng(seed)
         self.epoch = 0
         self.buffer = np.zeros(0, dtype=np.int64)
-        self.pos = 0  # first token of the next block
+        self.bos_positions = np.zeros(0, dtype=np.int64)
+        self.first_input = 0  # buffer index of the input token whose successor is the next target
 
     def _add_epoch(self) -> None:
+        # keep the unfinished sequence (from its <bos>) and append a fresh permutation
+        keep = self.bos_positions[np.searchsorted(self.bos_positions, self.first_input, side="right") - 1] \
+            if len(self.bos_positions) else 0
         order = self.rng.permutation(len(self.sequences))
-        self.buffer = np.concatenate([self.buffer[self.pos:], *(self.sequences[i] for i in order)])
-        self.pos = 0
+        self.buffer = np.concatenate([self.buffer[keep:], *(self.sequences[i] for i in order)])
+        self.first_input -= keep
+        self.bos_positions = np.flatnonzero(self.buffer == self.bos_id)
         self.epoch += 1
 
-    def next_batch(self, n: int) -> torch.Tensor:
-        needed = n * self.block_size + 1
-        while len(self.buffer) - self.pos < needed:
-            self._add_epoch()
-        starts = self.pos + self.block_size * np.arange(n)[:, None]
-        batch = self.buffer[starts + np.arange(self.block_size + 1)]
-        self.pos += n * self.block_size
-        return torch.from_numpy(batch)
+    def next_batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs = np.empty((n, self.block_size), dtype=np.int64)
+        targets = np.empty((n, self.block_size), dtype=np.int64)
+        for b in range(n):
+            # a block reaches at most block_size tokens past the start of the sequence holding first_input
+            while len(self.buffer) < self.first_input + 2 * self.block_size + 1:
+                self._add_epoch()
+            inputs[b], targets[b], self.first_input = _block_at(self.buffer, self.bos_positions, self.first_input,
+                                                                self.block_size, self.bos_id)
+        return torch.from_numpy(inputs), torch.from_numpy(targets)
 
 
-def validation_blocks(sequences: list[np.ndarray], block_size: int,
+def validation_blocks(sequences: list[np.ndarray], block_size: int, bos_id: int,
                       filler_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The validation stream (fixed order) as ``(inputs, targets)``, each ``(num_blocks, block_size)``.
+    """The validation sequences (fixed order), packed like ``PackedStream``, as ``(inputs, targets)``.
 
-    Every token after the first is a target exactly once. The last block is filled up with ``filler_id``
-    inputs whose targets are ``IGNORE_INDEX``; causal attention keeps them from affecting the real ones.
+    Every token after each ``<bos>`` is a target exactly once. The last block is filled up with
+    ``filler_id`` inputs whose targets are ``IGNORE_INDEX``.
     """
-    stream = np.concatenate(sequences)
-    num_blocks = max(1, math.ceil((len(stream) - 1) / block_size))
-    inputs = np.full((num_blocks, block_size), filler_id, dtype=np.int64)
-    targets = np.full((num_blocks, block_size), IGNORE_INDEX, dtype=np.int64)
-    for b in range(num_blocks):
-        chunk = stream[b * block_size: (b + 1) * block_size + 1]
-        inputs[b, : len(chunk) - 1] = chunk[:-1]
-        targets[b, : len(chunk) - 1] = chunk[1:]
-    return torch.from_numpy(inputs), torch.from_numpy(targets)
+    sequences = truncate_sequences(sequences, block_size)
+    total = sum(len(seq) for seq in sequences)  # stream indices >= total are filler
+    stream = np.concatenate([*sequences, np.full(block_size + 1, filler_id, dtype=np.int64)])
+    bos_positions = np.flatnonzero(stream[:total] == bos_id)
+    blocks, first_input = [], 0
+    while first_input < total - 1:
+        inputs, targets, next_first = _block_at(stream, bos_positions, first_input, block_size, bos_id)
+        start = next_first - block_size
+        targets[start + 1 + np.arange(block_size) >= total] = IGNORE_INDEX
+        blocks.append((inputs, targets))
+        first_input = next_first
+    return torch.from_numpy(np.stack([i for i, _ in blocks])), torch.from_numpy(np.stack([t for _, t in blocks]))
+
+
+def document_inputs(input_ids: torch.Tensor, bos_id: int) -> dict[str, torch.Tensor]:
+    """``position_ids`` and a 4D attention mask that make each ``<bos>`` sequence in a block independent.
+
+    Positions restart at 0 at every ``<bos>``; token i attends to token j <= i of its own sequence only:
+    ``attention_mask`` is ``(batch, 1, time, time)`` bool, True where attention is allowed.
+    """
+    batch, time_ = input_ids.shape
+    index = torch.arange(time_, device=input_ids.device).expand(batch, time_)
+    is_bos = input_ids == bos_id
+    seq_start = torch.where(is_bos, index, torch.zeros_like(index)).cummax(dim=1).values
+    seq_id = is_bos.cumsum(dim=1)
+    causal = torch.ones(time_, time_, dtype=torch.bool, device=input_ids.device).tril()
+    mask = causal & (seq_id[:, :, None] == seq_id[:, None, :])
+    return {"position_ids": index - seq_start, "attention_mask": mask[:, None]}
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainingConfig, fused: bool = False) -> torch.optim.AdamW:
@@ -174,16 +230,16 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainingConfig, fused: bool = Fa
                              fused=fused or None)
 
 
-def _loss_sum(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def _loss_sum(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, bos_id: int) -> torch.Tensor:
     """Summed cross-entropy (nats) of ``targets`` under ``model(inputs)``; ``IGNORE_INDEX`` targets are skipped."""
-    logits = model(input_ids=inputs, use_cache=False).logits
+    logits = model(input_ids=inputs, use_cache=False, **document_inputs(inputs, bos_id)).logits
     return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX,
                            reduction="sum")
 
 
 @torch.no_grad()
 def evaluate_loss(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, accelerator: Accelerator,
-                  batch_size: int) -> float:
+                  batch_size: int, bos_id: int) -> float:
     """Mean validation loss per token over all processes (each process evaluates every N-th block)."""
     was_training = model.training
     model.eval()
@@ -193,7 +249,7 @@ def evaluate_loss(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.T
     for i in range(0, len(mine_in), batch_size):
         x = mine_in[i: i + batch_size].to(accelerator.device)
         y = mine_tg[i: i + batch_size].to(accelerator.device)
-        total[0] += _loss_sum(model, x, y).double()
+        total[0] += _loss_sum(model, x, y, bos_id).double()
         total[1] += (y != IGNORE_INDEX).sum()
     total = accelerator.reduce(total, reduction="sum")
     model.train(was_training)
@@ -221,10 +277,10 @@ def train_model(model, tokenizer, dataset, cfg: TrainingConfig, accelerator: Acc
         raise ValueError(f"dataset must have a 'text' column, got columns {dataset.column_names}")
     block_size = model.config.n_positions
     train_texts, val_texts = split_train_validation(list(dataset["text"]), cfg.validation_fraction, seed)
-    stream = PackedStream(encode_sequences(train_texts, tokenizer), block_size, seed)
-    # filler <bos>, not <pad>: transformers warns about unmasked padding when it sees pad ids
-    val_inputs, val_targets = validation_blocks(encode_sequences(val_texts, tokenizer), block_size,
-                                                tokenizer.bos_token_id)
+    bos_id = tokenizer.bos_token_id
+    stream = PackedStream(encode_sequences(train_texts, tokenizer), block_size, seed, bos_id)
+    val_inputs, val_targets = validation_blocks(encode_sequences(val_texts, tokenizer), block_size, bos_id,
+                                                tokenizer.eos_token_id)
 
     accelerator.gradient_accumulation_steps = cfg.gradient_accumulation_steps
     if accelerator.log_with and not accelerator.trackers:
@@ -253,10 +309,16 @@ def train_model(model, tokenizer, dataset, cfg: TrainingConfig, accelerator: Acc
                 group["lr"] = lr
             # forward/backward on this process's slice of each global micro-batch; gradients sync on the last
             for _ in range(cfg.gradient_accumulation_steps):
-                blocks = stream.next_batch(world * batch)[rank * batch: (rank + 1) * batch].to(accelerator.device)
+                all_inputs, all_targets = stream.next_batch(world * batch)
+                # mean over the targets of the whole global micro-batch (blocks hold different numbers of
+                # targets): each process divides its sum by the global count, times world because DDP averages
+                num_targets = (all_targets != IGNORE_INDEX).sum().clamp(min=1).item()
+                inputs = all_inputs[rank * batch: (rank + 1) * batch].to(accelerator.device)
+                targets = all_targets[rank * batch: (rank + 1) * batch].to(accelerator.device)
                 with accelerator.accumulate(wrapped):
-                    logits = forward(input_ids=blocks[:, :-1], use_cache=False).logits
-                    loss = F.cross_entropy(logits.float().flatten(0, 1), blocks[:, 1:].flatten())
+                    logits = forward(input_ids=inputs, use_cache=False, **document_inputs(inputs, bos_id)).logits
+                    loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX,
+                                           reduction="sum") * (world / num_targets)
                     accelerator.backward(loss)
                     if accelerator.sync_gradients:
                         accelerator.clip_grad_norm_(wrapped.parameters(), cfg.max_grad_norm)
@@ -282,7 +344,7 @@ def train_model(model, tokenizer, dataset, cfg: TrainingConfig, accelerator: Acc
             # validation: keep the weights whenever the held-out loss improves
             if done % cfg.eval_steps == 0 or done == cfg.max_steps:
                 eval_start = time.perf_counter()
-                val_loss = evaluate_loss(forward, val_inputs, val_targets, accelerator, batch)
+                val_loss = evaluate_loss(forward, val_inputs, val_targets, accelerator, batch, bos_id)
                 history.append({"step": done, "val_loss": val_loss})
                 accelerator.log({"train/val_loss": val_loss}, step=step_offset + done)
                 if best_state is None or val_loss < best_val or math.isnan(best_val):

@@ -18,7 +18,15 @@ from transformers import AutoModelForCausalLM
 import scl_hf.train as train_module
 from scl_hf.config import TrainingConfig
 from scl_hf.expressions import make_real_dataset
-from scl_hf.model import PAPER, TINY, RandDropout, cpu_training_kernels, make_model, rand_dropout_attention
+from scl_hf.model import (
+    PAPER,
+    TINY,
+    RandDropout,
+    cpu_training_kernels,
+    keep_freed_memory,
+    make_model,
+    rand_dropout_attention,
+)
 from scl_hf.sample import sample_shard
 from scl_hf.tokenizer import build_tokenizer
 from scl_hf.train import (
@@ -81,35 +89,18 @@ def test_split_holds_out_the_fraction_deterministically():
         split_train_validation(["a"], 0.1, seed=0)
 
 
-def test_packed_blocks_cover_the_stream_with_no_padding_and_every_token_predicted_once():
-    sequences = [np.arange(100 * i, 100 * i + n) for i, n in enumerate([3, 5, 2, 7])]  # 17 distinct tokens
-    stream = PackedStream(sequences, block_size=4, seed=0)
-    first = stream.next_batch(3)
-    assert first.shape == (3, 5)
-    assert torch.equal(first[:-1, -1], first[1:, 0])  # a block's last target is the next block's first input
-    epoch = np.concatenate(stream.buffer[:17].reshape(1, -1))
-    assert sorted(epoch.tolist()) == sorted(np.concatenate(sequences).tolist())  # one epoch, shuffled by sequence
-    targets = torch.cat([first[:, 1:].flatten(), stream.next_batch(1)[0, 1:]])
-    assert targets.tolist() == stream.buffer[1:17].tolist()  # 16 targets: every token after the first, once
-    assert stream.epoch == 1
-    # the next blocks run over into a second, differently shuffled epoch
-    stream.next_batch(4)
-    assert stream.epoch == 2
-    orders = [[int(x) // 100 for x in chunk if int(x) % 100 == 0] for chunk in (epoch, stream.buffer[-17:])]
-    assert sorted(orders[0]) == sorted(orders[1]) == [0, 1, 2, 3]
-
-
 def test_packed_stream_is_deterministic_for_the_seed():
-    sequences = [np.arange(n) + 10 * n for n in range(1, 30)]
-    a = PackedStream(sequences, 8, seed=5).next_batch(20)
-    assert torch.equal(a, PackedStream(sequences, 8, seed=5).next_batch(20))
-    assert not torch.equal(a, PackedStream(sequences, 8, seed=6).next_batch(20))
+    sequences = [np.array([1, *range(4, 4 + n % 15), 2]) for n in range(1, 30)]
+    a = torch.cat(PackedStream(sequences, 8, seed=5, bos_id=1).next_batch(20))
+    assert torch.equal(a, torch.cat(PackedStream(sequences, 8, seed=5, bos_id=1).next_batch(20)))
+    assert not torch.equal(a, torch.cat(PackedStream(sequences, 8, seed=6, bos_id=1).next_batch(20)))
 
 
 def test_validation_blocks_score_every_token_once_and_mask_the_filler():
-    inputs, targets = validation_blocks([np.array([1, 5, 2]), np.array([1, 6, 7, 2])], block_size=4, filler_id=1)
-    assert inputs.tolist() == [[1, 5, 2, 1], [6, 7, 1, 1]]
-    assert targets.tolist() == [[5, 2, 1, 6], [7, 2, IGNORE_INDEX, IGNORE_INDEX]]
+    inputs, targets = validation_blocks([np.array([1, 5, 2]), np.array([1, 6, 7, 2])], block_size=4, bos_id=1,
+                                        filler_id=2)
+    assert inputs.tolist() == [[1, 5, 2, 1], [1, 6, 7, 2]]  # the second block re-reads its sequence from <bos>
+    assert targets.tolist() == [[5, 2, IGNORE_INDEX, 6], [IGNORE_INDEX, 7, 2, IGNORE_INDEX]]
 
 
 def test_weight_decay_applies_to_matrices_but_not_biases_layernorms_or_positions():
@@ -208,6 +199,11 @@ def test_rand_dropout_attention_is_causal_attention_with_dropout():
     assert out.mean().item() == pytest.approx(1.0, abs=0.01)
     with pytest.raises(ValueError, match="full-sequence"):
         rand_dropout_attention(None, q[:, :, :1], k, v, None, dropout=0.2)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_keep_freed_memory_is_accepted_by_glibc():
+    assert keep_freed_memory() is True
 
 
 def test_rand_dropout_keeps_the_right_share_and_rescales():
