@@ -127,8 +127,10 @@ def sample_token_ids(model, num_sequences: int, bos_token_id: int, eos_token_id:
     """
     config = model.config
     device = model.lm_head.weight.device
+    # keys and values come out of the projections in the autocast dtype when one is active (bf16 on GPUs)
+    dtype = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else model.dtype
     cache = KVCache(config.n_layer, num_sequences, config.n_head, config.n_embd // config.n_head, max_new_tokens,
-                    device, model.lm_head.weight.dtype)
+                    device, dtype)
     out = torch.zeros(num_sequences, max_new_tokens, dtype=torch.long, device=device)
     lengths = torch.full((num_sequences,), max_new_tokens, dtype=torch.long, device=device)
     row = torch.arange(num_sequences, device=device)  # original sequence held by each live batch row
