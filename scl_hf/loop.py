@@ -115,9 +115,15 @@ class Loop:
 
     # --- stages: each returns what later stages need, from disk when it was already done ---
 
+    def _missing(self, path: Path) -> bool:
+        """Whether ``path`` is missing, as every process saw it before any of them writes it."""
+        missing = not path.exists()
+        self.acc.wait_for_everyone()
+        return missing
+
     def _stage(self, path: Path, make, save) -> None:
         """Run ``make()`` on every process if ``path`` is missing; the main process saves it atomically."""
-        if not path.exists():
+        if self._missing(path):
             value = make()
             if self.acc.is_main_process:
                 _write_atomically(path, lambda tmp: save(value, tmp))
@@ -164,8 +170,7 @@ class Loop:
 
     def model(self, t: int, data: Dataset):
         path = gen_dir(self.run_dir, t) / "model"
-        result = {}
-        if not path.exists():
+        if self._missing(path):
             torch.manual_seed(self._seed(t))
             if self.cfg.training.init_from == "previous" and t > 0:
                 model = AutoModelForCausalLM.from_pretrained(gen_dir(self.run_dir, t - 1) / "model")
@@ -243,6 +248,9 @@ class Loop:
         write_run_report(self.run_dir)
 
     def run(self) -> Path:
+        self.print(f"{self.run_dir}: {self.cfg.cycle.cycle}, curation {self.cfg.cycle.curation}, "
+                   f"{self.cfg.loop.num_generations} generations on {self.acc.num_processes} process(es), "
+                   f"{self.acc.device}")
         for t in range(self.cfg.loop.num_generations):
             if is_complete(self.run_dir, t):
                 self.print(f"gen {t:02d} | complete, skipped")

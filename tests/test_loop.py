@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -131,11 +132,19 @@ def test_half_written_generation_is_not_taken_for_a_complete_one(reference, tmp_
 
 @pytest.mark.slow
 def test_smoke_loop_under_two_cpu_processes(tmp_path):
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29533",
+    # `accelerate launch --cpu` starts one process unless MPI is set up; --multi_gpu starts N with torchrun,
+    # and ACCELERATE_USE_CPU makes them a gloo group of CPU processes.
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_port", str(port),
            str(ROOT / "scripts" / "loop.py"), *tiny(tmp_path, "--run_name", "mp")]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
+    assert "on 2 process(es), cpu" in out.stdout
     assert out.stdout.count("gen 00 |") == 1 and out.stdout.count("gen 01 |") == 1  # main process prints only
     for t in (0, 1):
         m = json.loads((tmp_path / "mp" / f"gen_{t:02d}" / "metrics.json").read_text())
