@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint install clean
+.PHONY: run test lint install clean mini-collapse
 
 install: $(STAMP)
 
@@ -16,8 +16,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# The main job: a 3-generation CPU loop that publishes every generation to the embedded Hub, then its report.
 run: $(STAMP)
-	$(VENV)/bin/scl-hf data --config configs/smoke.yaml
+	$(VENV)/bin/scl-hf run --config configs/smoke.yaml
+	$(VENV)/bin/scl-hf report runs/smoke
+
+# CPU science check (docs/RESULTS.md): full_synthetic against expanding with 25% fresh data.
+mini-collapse: $(STAMP)
+	$(VENV)/bin/scl-hf run --config configs/mini_collapse.yaml --publish false
+	$(VENV)/bin/scl-hf run --config configs/mini_collapse.yaml --publish false \
+		--cycle expanding --fresh_fraction 0.25 --run_name mini_expanding_fresh25
+	$(VENV)/bin/scl-hf report runs/mini_full_synthetic runs/mini_expanding_fresh25 --output runs/mini_collapse
 
 test: $(STAMP)
 	$(PY) -m pytest -q
