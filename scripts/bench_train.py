@@ -3,21 +3,24 @@
 Usage:
     python scripts/bench_train.py                      # paper shape, batch 64, append to docs/BENCHMARKS.md
     python scripts/bench_train.py --batch-size 16 --steps 2 --rounds 1 --no-append   # a quick look
+    python scripts/bench_train.py --components --batch-size 16   # what dropout costs, part by part
 
-Every variant trains the paper's GPT-2 (6 x 384, 256 positions) on packed blocks of real expressions
-with AdamW (and gradient clipping in the loops that clip); the variants take turns for ``--rounds``
-rounds so that a busy machine slows them alike. Per variant: tokens/s from the wall time of the
-timed steps (best round and median), and CPU seconds per step (all threads; not stretched by other
-processes the way wall time is).
+Every variant trains the paper's GPT-2 (6 x 384, 256 positions) on the blocks train.py packs from
+real expressions, with AdamW and gradient clipping; each variant runs in a fresh process (so no
+allocator state carries over) and the variants take turns for ``--rounds`` rounds so that a busy
+machine slows them alike. Per variant: tokens/s from the wall time of the timed steps (best and
+median round), and CPU seconds per step (all threads; less stretched than wall time when other
+processes share the machine).
 
 Variants:
-- reference: a bare ``GPT2LMHeadModel`` loop (``model(input_ids, labels=input_ids).loss``, backward,
-  clip, ``AdamW.step``), with transformers' stock GPT-2 activation ``gelu_new`` at dropout 0 and 0.2
-  (the gap this benchmark was written to close), and with ``make_model``'s config at dropout 0.2
-  (the plain loop on the model scl_hf trains: the ratio's denominator).
-- minimal GPT: a hand-written nanoGPT-style model of the same shape (``nn.Linear``, fused tanh GELU,
+- reference loop: a bare ``GPT2LMHeadModel`` loop (``model(input_ids, labels=input_ids).loss``,
+  backward, clip, ``AdamW.step``), with transformers' stock GPT-2 activation ``gelu_new`` at dropout 0
+  and 0.2 (the gap this benchmark was written to close), and with ``make_model``'s config at dropout
+  0.2 (the plain loop on the model scl_hf trains: the ratio's denominator).
+- minimal hand-written GPT: nanoGPT's model at the same shape (``nn.Linear``, fused tanh GELU,
   ``scaled_dot_product_attention`` with dropout, ``nn.Dropout``), plain loop.
-- train.py: ``train_model`` itself (the steps' tokens/s as it logs them, validation excluded).
+- train.py: ``train_model`` itself (its logged tokens/s, validation excluded), which on top of the
+  plain loop builds each block's per-sequence positions and attention mask.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import datetime
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -47,6 +51,7 @@ from scl_hf.tokenizer import build_tokenizer
 from scl_hf.train import PackedStream, encode_sequences, make_accelerator, train_model
 
 REPO = Path(__file__).resolve().parents[1]
+HEADING = "## Training throughput (`scripts/bench_train.py`)"  # the section of docs/BENCHMARKS.md the runs go to
 
 
 class MinimalBlock(nn.Module):
@@ -91,12 +96,11 @@ def plain_loop(model: nn.Module, stream: PackedStream, batch: int, hf: bool):
     optimizer = torch.optim.AdamW(model.parameters(), lr=1.0e-3, betas=(0.9, 0.99), weight_decay=0.1)
 
     def step() -> None:
-        blocks = stream.next_batch(batch)
+        inputs, targets = stream.next_batch(batch)  # the blocks train.py packs (without its attention masks)
         if hf:
-            x = blocks[:, 1:]
-            loss = model(input_ids=x, labels=x).loss
+            loss = model(input_ids=inputs, labels=inputs).loss  # transformers shifts the labels itself
         else:
-            loss = F.cross_entropy(model(blocks[:, :-1]).flatten(0, 1), blocks[:, 1:].flatten())
+            loss = F.cross_entropy(model(inputs).flatten(0, 1), targets.flatten(), ignore_index=-100)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -136,6 +140,16 @@ def time_train_model(model_cfg, tokenizer, dataset, batch: int, warmup: int, ste
     return batch * model_cfg.n_positions * len(speeds) / sum(speeds), (cpu[1] - cpu[0]) / steps
 
 
+def append_entry(path: Path, heading: str, entry: str) -> None:
+    """Add ``entry`` at the end of the ``heading`` section of the Markdown file, creating either if missing."""
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    if heading not in text:
+        text = text.rstrip("\n") + f"\n\n{heading}\n"
+    end = text.find("\n## ", text.index(heading) + len(heading))
+    head, tail = (text, "") if end == -1 else (text[:end], text[end:])
+    path.write_text(head.rstrip("\n") + "\n" + entry.rstrip("\n") + "\n" + tail, encoding="utf-8")
+
+
 def machine() -> str:
     try:
         name = next(line.split(":", 1)[1].strip() for line in subprocess.run(
@@ -163,7 +177,7 @@ def run_variant(key: str, batch: int, warmup: int, steps: int, dropout: float) -
         model_cfg = replace(PAPER, dropout=dropout if key == "train" else 0.0)
         dataset = datasets.Dataset.from_dict({"text": texts})
         return time_train_model(model_cfg, tokenizer, dataset, batch, warmup, steps)
-    stream = PackedStream(encode_sequences(texts, tokenizer), PAPER.n_positions, seed=0)
+    stream = PackedStream(encode_sequences(texts, tokenizer), PAPER.n_positions, seed=0, bos_id=tokenizer.bos_token_id)
     torch.manual_seed(0)
     if key == "minimal":
         model = MinimalGPT(len(tokenizer), PAPER.n_positions, PAPER.n_embd, PAPER.n_layer, PAPER.n_head, dropout)
@@ -172,6 +186,75 @@ def run_variant(key: str, batch: int, warmup: int, steps: int, dropout: float) -
     if key in ("stock0", "stock"):
         config.activation_function = "gelu_new"  # transformers' GPT-2 default
     return time_plain(plain_loop(GPT2LMHeadModel(config), stream, batch, hf=True), warmup, steps)
+
+
+def best_ms(fn, reps: int = 7) -> float:
+    """Best wall milliseconds of ``fn()`` over ``reps`` calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * min(times)
+
+
+def components(batch: int, dropout: float) -> str:
+    """Markdown table: what dropout (and GPT-2's gelu_new) cost per call, forward + backward, at this batch.
+
+    Runs in its own process before anything called ``keep_freed_memory``, so the first row sees
+    glibc's default allocator behaviour.
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from transformers.activations import ACT2FN
+
+    from scl_hf.model import keep_freed_memory, rand_dropout, rand_dropout_attention
+
+    t, c, h = PAPER.n_positions, PAPER.n_embd, PAPER.n_head
+    torch.manual_seed(0)
+    probs = torch.rand(batch, h, t, t)
+    q, k, v = (torch.randn(batch, h, t, c // h, requires_grad=True) for _ in range(3))
+    grad_qkv = torch.randn(batch, h, t, c // h)
+    x, grad_x = torch.randn(batch, t, c, requires_grad=True), torch.randn(batch, t, c)
+    wide, grad_wide = torch.randn(batch, t, 4 * c, requires_grad=True), torch.randn(batch, t, 4 * c)
+
+    def many_outputs() -> None:  # 40 live [B, T, 4C] results, as between forward and backward
+        keep = [wide.detach() * 0.5 for _ in range(40)]
+        del keep
+
+    fresh = best_ms(many_outputs, reps=3) / 40
+    keep_freed_memory()
+    reused = best_ms(many_outputs, reps=3) / 40
+    sdpa = F.scaled_dot_product_attention
+
+    def math_attention() -> None:
+        with sdpa_kernel(SDPBackend.MATH):
+            sdpa(q, k, v, is_causal=True).backward(grad_qkv)
+
+    rows = [
+        ("25 MB-class elementwise op with 40 live results: fresh pages (glibc default) vs reused (keep_freed_memory)",
+         fresh, reused),
+        (f"dropout mask for the attention probabilities {tuple(probs.shape)}: bernoulli_ vs torch.rand >= p",
+         best_ms(lambda: torch.empty_like(probs).bernoulli_(1 - dropout)),
+         best_ms(lambda: torch.rand_like(probs) >= dropout)),
+        (f"residual dropout {tuple(x.shape)}, fwd+bwd: F.dropout vs rand_dropout",
+         best_ms(lambda: F.dropout(x, dropout, True).backward(grad_x)),
+         best_ms(lambda: rand_dropout(x, dropout).backward(grad_x))),
+        (f"causal attention {tuple(q.shape)}, fwd+bwd: SDPA dropout_p={dropout} (math kernel) vs "
+         "rand_dropout_attention",
+         best_ms(lambda: sdpa(q, k, v, dropout_p=dropout, is_causal=True).backward(grad_qkv)),
+         best_ms(lambda: rand_dropout_attention(None, q, k, v, None, dropout=dropout)[0].transpose(1, 2).backward(
+             grad_qkv))),
+        (f"causal attention {tuple(q.shape)}, fwd+bwd, no dropout: SDPA (flash kernel) vs SDPA math kernel",
+         best_ms(lambda: sdpa(q, k, v, is_causal=True).backward(grad_qkv)), best_ms(math_attention)),
+        (f"GELU {tuple(wide.shape)}, fwd+bwd: gelu_new (Python, GPT-2's default) vs gelu_pytorch_tanh (fused)",
+         best_ms(lambda: ACT2FN["gelu_new"](wide).backward(grad_wide)),
+         best_ms(lambda: ACT2FN["gelu_pytorch_tanh"](wide).backward(grad_wide))),
+    ]
+    lines = ["| component (per call; per step: 6 attention layers, 13 residual/embedding dropouts, 6 GELUs) | "
+             "stock ms | scl_hf ms |", "|---|---|---|"]
+    lines += [f"| {name} | {a:.1f} | {b:.1f} |" for name, a, b in rows]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -184,7 +267,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", default=str(REPO / "docs" / "BENCHMARKS.md"))
     parser.add_argument("--no-append", action="store_true", help="print the table only")
     parser.add_argument("--run-variant", choices=list(VARIANTS), help=argparse.SUPPRESS)  # child process
+    parser.add_argument("--components", action="store_true", help="time the parts dropout adds, not the variants")
     args = parser.parse_args(argv)
+    if args.components:
+        table = components(args.batch_size, args.dropout)
+        print(table)
+        if not args.no_append:
+            date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            command = " ".join(["python scripts/bench_train.py", *(sys.argv[1:] if argv is None else argv)])
+            append_entry(Path(args.output), HEADING, f"\n### Components, {date}\n\nCommand: `{command}`; {machine()}; "
+                         f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} after.\n\n{table}\n")
+        return
     if args.run_variant:
         wall, cpu = run_variant(args.run_variant, args.batch_size, args.warmup, args.steps, args.dropout)
         print(json.dumps({"wall": wall, "cpu": cpu}))
@@ -210,9 +303,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = ["| variant | tokens/s (best round) | tokens/s (median round) | CPU s per step (best) | vs reference |",
             "|---|---|---|---|---|"]
     for key, runs in results.items():
-        walls = sorted(w for w, _ in runs)
         rows.append(f"| {VARIANTS[key].format(p=args.dropout)} | {best[key]:,.0f} | "
-                    f"{tokens / walls[(len(walls) - 1) // 2]:,.0f} | {min(c for _, c in runs):.2f} | "
+                    f"{tokens / statistics.median(w for w, _ in runs):,.0f} | {min(c for _, c in runs):.2f} | "
                     f"{best[key] / best['reference']:.2f}x |")
     table = "\n".join(rows)
     summary = (f"Stock GPT-2 (gelu_new) at dropout {args.dropout}: {best['stock0'] / best['stock'] - 1:.0%} slower "
@@ -232,9 +324,7 @@ def main(argv: list[str] | None = None) -> None:
                  f"steps after {args.warmup} per variant and round, {args.rounds} rounds, each variant in a fresh "
                  f"process; load average (1, 5, 15 min) {' '.join(f'{x:.2f}' for x in load_before)} before, "
                  f"{' '.join(f'{x:.2f}' for x in load_after)} after.\n\n{table}\n\n{summary}\n")
-        path = Path(args.output)
-        text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-        path.write_text(text.rstrip("\n") + "\n" + entry, encoding="utf-8")
+        append_entry(Path(args.output), HEADING, entry)
 
 
 if __name__ == "__main__":
