@@ -157,8 +157,8 @@ class CycleConfig:
     """How D_{t+1} is built from D0, D_t and S_t; formulas in ``scl_hf/cycles.py``."""
 
     cycle: str = "full_synthetic"
-    synthetic_fraction: float = 0.5  # lambda: share of the n new rows that are samples (incremental, expanding)
-    fresh_fraction: float = 0.0  # expanding: share of the n new rows that are fresh real expressions
+    synthetic_fraction: float = 0.5  # lambda of incremental: share of D_{t+1} that is new rows
+    fresh_fraction: float = 0.0  # share of each generation's new rows that are fresh real expressions
     curation: str = "none"  # filters on samples, joined with '+', e.g. "verified+dedup"; "none" is the paper
     resample_budget: float = 4.0  # extra samples allowed per generation when curation leaves too few, x num_samples
 
@@ -166,6 +166,8 @@ class CycleConfig:
         _require(self.cycle in CYCLES, "cycle", f"one of {CYCLES}", self.cycle)
         _require(0.0 <= self.synthetic_fraction <= 1.0, "synthetic_fraction", "in [0, 1]", self.synthetic_fraction)
         _require(0.0 <= self.fresh_fraction <= 1.0, "fresh_fraction", "in [0, 1]", self.fresh_fraction)
+        _require(self.fresh_fraction == 0.0 or not self.cycle.startswith("accumulate"), "fresh_fraction",
+                 f"0 with cycle {self.cycle!r} (it adds samples only)", self.fresh_fraction)
         parts = self.curation.split("+")
         _require(all(p in CURATIONS for p in parts) and ("none" not in parts or parts == ["none"]), "curation",
                  f"'none' or names from {CURATIONS[1:]} joined with '+'", self.curation)

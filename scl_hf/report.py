@@ -144,11 +144,11 @@ def summarize(generations: list[int], diversity: list, true_rate: list, threshol
 
 
 def describe(cfg: Config) -> str:
-    """``cycle`` with λ (synthetic_fraction) where the cycle uses it, fresh_fraction for expanding, curation."""
+    """``cycle`` with λ (synthetic_fraction, used by incremental only), the fresh share when any, curation."""
     parts = [cfg.cycle.cycle]
-    if cfg.cycle.cycle in ("incremental", "expanding"):
+    if cfg.cycle.cycle == "incremental":
         parts.append(f"λ={cfg.cycle.synthetic_fraction:g}")
-    if cfg.cycle.cycle == "expanding":
+    if cfg.cycle.fresh_fraction > 0:  # every cycle but the accumulate ones draws fresh rows (scl_hf/cycles.py)
         parts.append(f"fresh={cfg.cycle.fresh_fraction:g}")
     parts.append(f"curation={cfg.cycle.curation}")
     return ", ".join(parts)

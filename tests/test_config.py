@@ -67,6 +67,7 @@ def test_save_and_load_back_identically(tmp_path):
         ({"num_samples": 0}, "num_samples must be an integer >= 1"),
         ({"synthetic_fraction": 1.5}, r"synthetic_fraction must be in \[0, 1\], got 1.5"),
         ({"fresh_fraction": -0.1}, r"fresh_fraction must be in \[0, 1\]"),
+        ({"cycle": "accumulate", "fresh_fraction": 0.2}, "fresh_fraction must be 0 with cycle 'accumulate'"),
         ({"cycle": "circular"}, "cycle must be one of .*full_synthetic.*accumulate_subsample.*got 'circular'"),
         ({"curation": "best"}, "curation must be 'none' or names from"),
         ({"curation": "none+dedup"}, "curation must be 'none' or names from"),

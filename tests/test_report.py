@@ -109,7 +109,7 @@ def test_curation_figure_and_table(tmp_path):
     run_dir = make_run(tmp_path, "exp", recs, cycle="expanding", synthetic_fraction=0.5, fresh_fraction=0.5,
                        curation="verified+dedup")
     text = write_run_report(run_dir).read_text()
-    assert "**expanding, λ=0.5, fresh=0.5, curation=verified+dedup**" in text
+    assert "**expanding, fresh=0.5, curation=verified+dedup**" in text
     assert "| 1 | verified+dedup | 120 | 70 | 5 | 25 | 20 | 0 | 20 | 30 |" in text
     assert "| 0 | verified" not in text  # generation 0 is built from D0 only
     assert "](curation.png)" in text
