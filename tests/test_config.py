@@ -34,8 +34,8 @@ def test_yaml_then_command_line(tmp_path):
     cfg = parse_config(["--config", str(recipe), "--max_steps", "9", "--push_to_hub", "--curation", "verified+dedup"])
     assert cfg.training.learning_rate == 2.0e-3  # from x.yaml
     assert cfg.training.max_steps == 9  # the flag wins over the file
-    assert cfg.model.n_embd == 64  # from the base file
-    assert cfg.model.n_layer == 2 and cfg.data.dataset_size == 300
+    assert cfg.model.n_embd == 96  # from the base file
+    assert cfg.model.n_layer == 3 and cfg.data.dataset_size == 300
     assert cfg.hub.push_to_hub is True and cfg.cycle.curation_steps == ["verified", "dedup"]
     assert parse_config(["--push_to_hub", "false"]).hub.push_to_hub is False
 
@@ -55,7 +55,7 @@ def test_save_and_load_back_identically(tmp_path):
     assert "# --- training ---" in (tmp_path / "config.yaml").read_text()
     assert diff_configs(cfg, load_config(tmp_path / "config.yaml")) == []
     other = build_config({**cfg.to_flat(), "max_steps": 3})
-    assert diff_configs(cfg, other) == [("max_steps", 150, 3)]
+    assert diff_configs(cfg, other) == [("max_steps", 300, 3)]
     assert cfg.hash() != other.hash() and len(cfg.hash()) == 12
 
 
