@@ -235,17 +235,19 @@ class Loop:
         self.acc.wait_for_everyone()
         return payload
 
-    def after_generation(self, t: int) -> None:
-        """Publish and refresh the report (main process; both are idempotent and cheap to repeat)."""
-        if not self.acc.is_main_process:
-            return
-        if self.hub_target is not None:
+    def publish(self, t: int) -> None:
+        """Publish generation t (main process; idempotent, so a resumed run re-checks finished ones)."""
+        if self.acc.is_main_process and self.hub_target is not None:
             from scl_hf.hub.publish import publish_generation
 
             publish_generation(self.run_dir, t, self.cfg, self.hub_target)
-        from scl_hf.report import write_run_report
 
-        write_run_report(self.run_dir)
+    def report(self) -> None:
+        """Refresh report.md and its figures from the run directory (main process, well under a second)."""
+        if self.acc.is_main_process:
+            from scl_hf.report import write_run_report
+
+            write_run_report(self.run_dir)
 
     def run(self) -> Path:
         self.print(f"{self.run_dir}: {self.cfg.cycle.cycle}, curation {self.cfg.cycle.curation}, "
@@ -254,11 +256,14 @@ class Loop:
         for t in range(self.cfg.loop.num_generations):
             if is_complete(self.run_dir, t):
                 self.print(f"gen {t:02d} | complete, skipped")
+                self.publish(t)
             else:
                 self.generation(t)
                 self.acc.free_memory()
-            self.after_generation(t)
+                self.publish(t)
+                self.report()  # after every generation, so a running experiment can be watched
             self.acc.wait_for_everyone()
+        self.report()
         return self.run_dir
 
 
