@@ -1,8 +1,9 @@
 """One generation's training run: an explicit Accelerate loop over packed ``<bos>expr<eos>`` blocks.
 
 The recipe is nanoGPT's (and the paper's): every expression becomes ``<bos>expr<eos>``, the sequences
-are concatenated into one endless stream (a fresh shuffle per epoch) and cut into blocks of
-``n_positions`` inputs with their next-token targets, so no position is padding. AdamW with weight
+are concatenated into one endless stream (a fresh shuffle per epoch) and packed into blocks of
+``n_positions`` tokens with no padding; each block starts at a ``<bos>`` and each sequence in it gets
+its own positions and attention mask (``PackedStream``, ``document_inputs``), as when sampling. AdamW with weight
 decay on matrices only, gradient clipping, linear warmup then cosine decay to ``min_learning_rate``,
 a held-out share of the generation's data evaluated every ``eval_steps``, and the weights of the best
 validation loss loaded back at the end (the paper's early stopping: train on, keep the best).
