@@ -27,6 +27,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from scl_hf.benchmarks import replace_section
+
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Hub: publishing and loading a paper-shape generation (`scripts/bench_hub.py`)"
 
@@ -85,18 +87,6 @@ def _machine() -> str:
 
 def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def _write_section(text: str, path: Path) -> None:
-    """Replace this script's section of docs/BENCHMARKS.md (other sections stay as they are)."""
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    start = old.find(SECTION)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + text + ("" if end < 0 else old[end:])
-    path.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
     ])
     if not args.no_write:
-        _write_section(text, Path(args.output))
+        replace_section(Path(args.output), SECTION, text)
     return 0
 
 

@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from scl_hf.benchmarks import replace_section
+
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Metric: boolean_expressions (`scripts/bench_metric.py`)"
 CASES = [  # data, level, max_pairs, api
@@ -153,18 +155,6 @@ def _table(rows: list[tuple[str, str, int | None, str, dict]]) -> str:
     return "\n".join(lines)
 
 
-def _write_section(text: str, path: Path) -> None:
-    """Replace this script's section of docs/BENCHMARKS.md (other sections stay as they are)."""
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    start = old.find(SECTION)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + text + ("" if end < 0 else old[end:])
-    path.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of compute_metrics per case (best kept)")
@@ -220,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     ])
     print(text)
     if not args.no_write:
-        _write_section(text, Path(args.output))
+        replace_section(Path(args.output), SECTION, text)
     return 0
 
 

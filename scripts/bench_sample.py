@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,6 +28,7 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM
 
+from scl_hf.benchmarks import append_entry, machine
 from scl_hf.config import SamplingConfig, TrainingConfig
 from scl_hf.expressions import classify, make_real_dataset
 from scl_hf.model import PAPER, make_model
@@ -39,25 +38,6 @@ from scl_hf.train import make_accelerator, train_model
 
 REPO = Path(__file__).resolve().parents[1]
 HEADING = "## Sampling throughput (`scripts/bench_sample.py`)"  # the section of docs/BENCHMARKS.md the runs go to
-
-
-def machine() -> str:
-    try:
-        name = next(line.split(":", 1)[1].strip() for line in subprocess.run(
-            ["lscpu"], capture_output=True, text=True).stdout.splitlines() if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        name = platform.processor() or "unknown CPU"
-    return f"CPU: {name}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
-
-
-def append_entry(path: Path, heading: str, entry: str) -> None:
-    """Add ``entry`` at the end of the ``heading`` section of the Markdown file, creating either if missing."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if heading not in text:
-        text = text.rstrip("\n") + f"\n\n{heading}\n"
-    end = text.find("\n## ", text.index(heading) + len(heading))
-    head, tail = (text, "") if end == -1 else (text[:end], text[end:])
-    path.write_text(head.rstrip("\n") + "\n" + entry.rstrip("\n") + "\n" + tail, encoding="utf-8")
 
 
 def generate_samples(model, tokenizer, num_samples: int, batch_size: int, temperature: float,

@@ -29,7 +29,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,7 @@ import transformers
 from torch import nn
 from transformers import GPT2LMHeadModel
 
+from scl_hf.benchmarks import append_entry, machine
 from scl_hf.config import TrainingConfig
 from scl_hf.expressions import make_real_dataset
 from scl_hf.model import PAPER, make_gpt2_config
@@ -138,25 +138,6 @@ def time_train_model(model_cfg, tokenizer, dataset, batch: int, warmup: int, ste
         cpu.append(time.process_time() - start)
     speeds = [r["tokens_per_second"] for r in history if "tokens_per_second" in r][warmup:]
     return batch * model_cfg.n_positions * len(speeds) / sum(speeds), (cpu[1] - cpu[0]) / steps
-
-
-def append_entry(path: Path, heading: str, entry: str) -> None:
-    """Add ``entry`` at the end of the ``heading`` section of the Markdown file, creating either if missing."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if heading not in text:
-        text = text.rstrip("\n") + f"\n\n{heading}\n"
-    end = text.find("\n## ", text.index(heading) + len(heading))
-    head, tail = (text, "") if end == -1 else (text[:end], text[end:])
-    path.write_text(head.rstrip("\n") + "\n" + entry.rstrip("\n") + "\n" + tail, encoding="utf-8")
-
-
-def machine() -> str:
-    try:
-        name = next(line.split(":", 1)[1].strip() for line in subprocess.run(
-            ["lscpu"], capture_output=True, text=True).stdout.splitlines() if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        name = platform.processor() or "unknown CPU"
-    return f"CPU: {name}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
 
 
 VARIANTS = {  # key -> table label; {p} is the dropout
