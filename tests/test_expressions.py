@@ -30,7 +30,9 @@ def python_reading(text: str) -> str:
         tree = ast.parse(text.strip(" \t\f"), mode="eval")
     except SyntaxError:
         return "syntax_error"
-    if any(isinstance(n, ast.Name) for n in ast.walk(tree)):  # glued words like notTrue: not our language
+    # only and/or/not over True/False is our language: glued words (notTrue) are Names, True() a Call
+    allowed = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.Constant)
+    if not all(isinstance(n, allowed) for n in ast.walk(tree)):
         return "syntax_error"
     value = eval(compile(tree, "<oracle>", "eval"), {"__builtins__": {}})  # noqa: S307 (alphabet-only input)
     if not isinstance(value, bool):
