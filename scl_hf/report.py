@@ -1,22 +1,30 @@
 """Reports from run directories: the paper's figures and tables, for one run or side by side for many.
 
-Everything here is computed from the files a run directory holds (``config.yaml`` and each
-``gen_XX/metrics.json``), never from the loop's memory, so a report can be rebuilt at any time, from
-a copied folder, and while the run is still going: a generation folder without ``metrics.json`` is
-running or was interrupted, and is skipped and named in the report.
+Everything here is computed from the files a run directory holds (``config.yaml``, each
+``gen_XX/metrics.json`` and ``gen_XX/train_history.json``; names and layout in ``scl_hf.rundir``), never
+from the loop's memory, so a report can be rebuilt at any time, from a copied folder, and while the run
+is still going: a generation folder without ``metrics.json`` is running or was interrupted, and is
+skipped and named in the report.
 
 One run (``write_run_report``): ``report.md`` and PNG figures next to ``config.yaml``:
   correctness.png  stacked bars of syntax_error / false / true per generation (the paper's Figure 3 kind)
   diversity.png    diversity per generation (with a 95% band when it was estimated from sampled pairs)
   unique.png       unique samples per generation
+  train_loss.png   training and validation loss of each generation over the run's global step (only for
+                   generations with a readable ``train_history.json``; older runs have none)
   curation.png     what curation kept and rejected per generation (only when the run curates)
-The loop calls it after every generation, so it must stay cheap: a few small JSON reads and four
+The loop calls it after every generation, so it must stay cheap: a few small JSON reads and five
 figures (well under a second on a CPU).
 
 Several runs (``write_comparison_report``): ``comparison.md`` and overlays of diversity and true_rate
 per generation, one line per group. Runs whose configs differ only in seeds, names, output folder,
-tracker or Hub settings (``IGNORED_KEYS``) form one group, drawn as the mean over its runs with a 95%
-bootstrap interval band (deterministic: a fixed numpy seed), over the generations all of them completed.
+tracker or Hub settings (``scl_hf.config.REPLICATE_KEYS``) form one group, drawn as the mean over its
+runs with a 95% bootstrap interval band (deterministic: a fixed numpy seed), over the generations all
+of them completed.
+
+Every markdown table is one list of ``(header, getter)`` columns (``markdown_table``): the header row
+and every data row come from the same list, so adding a metric or a curation reason (``REJECT_REASONS``
+in ``scl_hf.cycles``) adds one column everywhere at once and cannot shift the others.
 
 Figures use matplotlib's object API with the Agg canvas (no pyplot, no global state, no display).
 """
@@ -24,9 +32,8 @@ Figures use matplotlib's object API with the Agg canvas (no pyplot, no global st
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,25 +41,25 @@ import matplotlib
 import numpy as np
 import yaml
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from scl_hf.config import SECTIONS, Config, HubConfig, load_config
+from scl_hf import cycles
+from scl_hf.config import REPLICATE_KEYS, SECTIONS, Config, load_config
+from scl_hf.errors import RunDirError  # raised by load_run for a folder that is not a run directory
+from scl_hf.rundir import CONFIG, METRICS, TRAIN_HISTORY, generation_dirs, read_json, write_atomically, write_text
 
 DEFAULT_THRESHOLD = 0.1  # "diversity collapsed": below this mean normalized edit distance between samples
 BOOTSTRAP_RESAMPLES = 2000  # resamples of the runs in a group for the 95% interval of the mean
 BOOTSTRAP_SEED = 0  # fixed, so the same runs always give the same band
-# Keys that do not change what a run measures: runs differing only in these are seeds of one experiment.
-IGNORED_KEYS = frozenset(
-    {"data_seed", "seed", "run_name", "output_dir", "report_to"} | {f.name for f in dataclasses.fields(HubConfig)}
-)
 LABEL_COLORS = {"syntax_error": "#d62728", "false": "#ff7f0e", "true": "#2ca02c"}  # red, orange, green
+# One colour per curation reject reason, exactly the keys of scl_hf.cycles.REJECT_REASONS (a test checks).
 REJECT_COLORS = {"syntax_error": "#d62728", "false": "#ff7f0e", "duplicate": "#9467bd", "quota": "#8c564b"}
-_GEN_DIR = re.compile(r"^gen_(\d+)$")
-
-
-class RunDirError(ValueError):
-    """A folder given as a run directory is not one (missing, not a folder, no valid config.yaml)."""
+LOSS_FIGURE = "train_loss.png"  # the training-curve figure of a run report
+LOSS_COLORMAP = "viridis"  # sequential: early generations dark, late ones light
 
 
 @dataclass
@@ -62,7 +69,9 @@ class Run:
     path: Path
     config: Config
     generations: list[dict]  # parsed gen_XX/metrics.json, sorted by generation
-    skipped: list[str] = field(default_factory=list)  # "gen_04: why it was skipped", one per skipped folder
+    skipped: list[str] = field(default_factory=list)  # "gen_04: why it was skipped", one per skipped folder or file
+    # generation -> its gen_XX/train_history.json records, for complete generations that have a valid one
+    histories: dict[int, list[dict]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -77,34 +86,68 @@ class Run:
         return [g["generation"] for g in self.generations]
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_history(records: object) -> list[dict]:
+    """``records`` if it is a training history as the loop writes it, else a ``ValueError`` saying why.
+
+    A history is a list of records in step order, each ``{"step": int, "loss": float, "lr": float,
+    "tokens_per_second": float}`` (a training-loss window) or ``{"step": int, "val_loss": float}`` (a
+    validation); only ``step`` and the loss are required here. NaN losses are allowed (drawn as gaps).
+    """
+    if not isinstance(records, list):
+        raise ValueError(f"not a list of step records but a {type(records).__name__}")
+    last = None
+    for i, r in enumerate(records):
+        if not isinstance(r, dict) or not isinstance(r.get("step"), int) or isinstance(r.get("step"), bool):
+            raise ValueError(f"record {i} has no integer 'step'")
+        if not any(_is_number(r.get(k)) for k in ("loss", "val_loss")):
+            raise ValueError(f"record {i} (step {r['step']}) has neither a 'loss' nor a 'val_loss' number")
+        if last is not None and r["step"] < last:
+            raise ValueError(f"record {i} (step {r['step']}) comes after step {last}: not in step order")
+        last = r["step"]
+    return records
+
+
 def load_run(run_dir: str | Path) -> Run:
-    """Read a run directory: ``config.yaml`` (required) and every complete ``gen_XX/metrics.json``."""
+    """Read a run directory: ``config.yaml`` (required), every complete ``gen_XX/metrics.json`` and, for
+    those generations, ``gen_XX/train_history.json`` where it exists."""
     path = Path(run_dir)
     if not path.is_dir():
         raise RunDirError(f"{path} is not a run directory: {'not a folder' if path.exists() else 'it does not exist'}")
-    if not (path / "config.yaml").is_file():
-        raise RunDirError(f"{path} is not a run directory: it has no config.yaml (the loop writes it first)")
+    if not (path / CONFIG).is_file():
+        raise RunDirError(f"{path} is not a run directory: it has no {CONFIG} (the loop writes it first)")
     try:
-        config = load_config(path / "config.yaml")
+        config = load_config(path / CONFIG)
     except ValueError as err:
-        raise RunDirError(f"{path} is not a run directory: config.yaml is not a valid scl_hf config: {err}") from None
-    generations, skipped = [], []
-    folders = sorted((int(m.group(1)), p) for p in path.iterdir() if p.is_dir() and (m := _GEN_DIR.match(p.name)))
-    for number, folder in folders:
-        metrics_file = folder / "metrics.json"
+        raise RunDirError(f"{path} is not a run directory: {CONFIG} is not a valid scl_hf config: {err}") from None
+    generations, skipped, histories = [], [], {}
+    for number, folder in generation_dirs(path):
+        metrics_file = folder / METRICS
         if not metrics_file.is_file():
-            skipped.append(f"{folder.name}: no metrics.json yet (generation running or interrupted)")
+            skipped.append(f"{folder.name}: no {METRICS} yet (generation running or interrupted)")
             continue
         try:
-            record = json.loads(metrics_file.read_text(encoding="utf-8"))
+            record = read_json(metrics_file)
         except (OSError, ValueError) as err:  # a report must not stop the loop: say what is wrong instead
-            skipped.append(f"{folder.name}: metrics.json unreadable ({err})")
+            skipped.append(f"{folder.name}: {METRICS} unreadable ({err})")
             continue
         if not isinstance(record, dict) or not isinstance(record.get("metrics"), dict):
-            skipped.append(f"{folder.name}: metrics.json has no 'metrics' block")
+            skipped.append(f"{folder.name}: {METRICS} has no 'metrics' block")
             continue
         generations.append({**record, "generation": number})  # the folder name is the generation
-    return Run(path=path, config=config, generations=generations, skipped=skipped)
+        history_file = folder / TRAIN_HISTORY
+        if history_file.is_file():  # runs from before the loop saved training curves have none
+            try:
+                history = check_history(read_json(history_file))
+            except (OSError, ValueError) as err:
+                skipped.append(f"{folder.name} loss curve: {TRAIN_HISTORY} unreadable ({err})")
+                continue
+            if history:
+                histories[number] = history
+    return Run(path=path, config=config, generations=generations, skipped=skipped, histories=histories)
 
 
 # --- numbers -------------------------------------------------------------------------------------
@@ -162,25 +205,108 @@ def _fmt(value, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+# A table column: its header and how one row's item becomes that column's cell.
+Column = tuple[str, Callable[[object], str]]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")  # a '|' inside a value must not split the cell
+
+
+def markdown_table(columns: Sequence[Column], items: Sequence) -> str:
+    """A markdown table with one column per ``(header, getter)`` and one row per item (``getter(item)``)."""
+    lines = ["| " + " | ".join(_cell(header) for header, _ in columns) + " |",
+             "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(_cell(get(item)) for _, get in columns) + " |" for item in items]
     return "\n".join(lines)
 
 
-def _summary_cells(s: dict) -> list[str]:
-    decline = "n/a" if s["relative_decline"] is None else f"{100.0 * s['relative_decline']:.1f}%"
-    below = "never" if s["below_threshold"] is None else str(s["below_threshold"])
-    peak = "n/a"
-    if s["true_rate_peak"] is not None:
-        peak = f"{s['true_rate_peak']:.4f} (gen {s['true_rate_peak_generation']})"
-    return [_fmt(s["diversity_first"]), f"{_fmt(s['diversity_last'])} (gen {s['last_generation']})", decline, below,
-            peak]
+def _value(block: str, key: str, digits: int = 4) -> Callable[[dict], str]:
+    """The getter of ``metrics.json[block][key]``, formatted (n/a where absent)."""
+    return lambda g: _fmt((g.get(block) or {}).get(key), digits)
 
 
-def _summary_header(threshold: float) -> list[str]:
-    return ["diversity at gen 0", "diversity at last gen", "relative decline", f"first gen below {threshold:g}",
-            "true_rate peak"]
+def _origin(origin: str) -> Callable[[dict], str]:
+    """The getter of the number of training rows of one origin (real, synthetic, fresh)."""
+    return lambda g: _fmt(((g.get("data") or {}).get("origin_counts") or {}).get(origin))
+
+
+def _generation(g: dict) -> str:
+    return str(g["generation"])
+
+
+# Per generation, on a metrics.json record.
+GENERATION_COLUMNS: list[Column] = [
+    ("generation", _generation),
+    ("samples", _value("metrics", "num_samples")),
+    ("true_rate", _value("metrics", "true_rate")),
+    ("false_rate", _value("metrics", "false_rate")),
+    ("syntax_error_rate", _value("metrics", "syntax_error_rate")),
+    ("diversity", _value("metrics", "diversity")),
+    ("num_unique", _value("metrics", "num_unique")),
+    ("unique_rate", _value("metrics", "unique_rate")),
+    ("novelty_rate", _value("metrics", "novelty_rate")),
+    ("mean_length", _value("metrics", "mean_length", 2)),
+    ("max_length", _value("metrics", "max_length")),
+    ("mean_depth", _value("metrics", "mean_depth", 2)),
+    ("truncated", _value("sampling", "num_truncated")),
+    ("best_val_loss", _value("train", "best_val_loss")),
+]
+
+# Training data and cost per generation, on a metrics.json record.
+TRAINING_COLUMNS: list[Column] = [
+    ("generation", _generation),
+    ("train rows", _value("data", "num_rows")),
+    ("real", _origin("real")),
+    ("synthetic", _origin("synthetic")),
+    ("fresh", _origin("fresh")),
+    ("steps", _value("train", "steps")),
+    ("best_step", _value("train", "best_step")),
+    ("final_train_loss", _value("train", "final_train_loss")),
+    ("train_tokens", _value("train", "train_tokens")),
+    ("train s", _value("train", "seconds", 1)),
+    ("sampling s", _value("sampling", "seconds", 1)),
+]
+
+
+def _curation_value(key: str) -> Callable[[tuple[int, dict]], str]:
+    return lambda gc: _fmt(gc[1].get(key))
+
+
+def _rejected(reason: str) -> Callable[[tuple[int, dict]], str]:
+    return lambda gc: _fmt((gc[1].get("rejected") or {}).get(reason))
+
+
+def curation_columns() -> list[Column]:
+    """Curation per generation, on ``(generation, data.curation)``: one ``rejected:`` column per reason of
+    ``scl_hf.cycles.REJECT_REASONS``, in its order (read when called, so a new reason is a new column)."""
+    return [("generation", lambda gc: str(gc[0])),
+            ("steps", lambda gc: "+".join(gc[1].get("steps") or [])),
+            ("input", _curation_value("input")),
+            ("kept", _curation_value("kept")),
+            *[(f"rejected: {reason}", _rejected(reason)) for reason in cycles.REJECT_REASONS],
+            ("extra_samples", _curation_value("extra_samples")),
+            ("shortfall", _curation_value("shortfall"))]
+
+
+def _decline(s: dict) -> str:
+    return "n/a" if s["relative_decline"] is None else f"{100.0 * s['relative_decline']:.1f}%"
+
+
+def _peak(s: dict) -> str:
+    if s["true_rate_peak"] is None:
+        return "n/a"
+    return f"{s['true_rate_peak']:.4f} (gen {s['true_rate_peak_generation']})"
+
+
+def summary_columns(threshold: float) -> list[Column]:
+    """The collapse summary, on a ``summarize`` result."""
+    return [("diversity at gen 0", lambda s: _fmt(s["diversity_first"])),
+            ("diversity at last gen", lambda s: f"{_fmt(s['diversity_last'])} (gen {s['last_generation']})"),
+            ("relative decline", _decline),
+            (f"first gen below {threshold:g}",
+             lambda s: "never" if s["below_threshold"] is None else str(s["below_threshold"])),
+            ("true_rate peak", _peak)]
 
 
 def _config_yaml(cfg: Config) -> str:
@@ -204,15 +330,7 @@ def _figure(title: str, xlabel: str, ylabel: str, size=(8.0, 4.5)) -> tuple[Figu
 
 
 def _save(fig: Figure, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)  # a viewer never sees a half-written figure
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)  # a viewer (or a second writer) never sees a half-written report
+    write_atomically(path, lambda tmp: fig.savefig(tmp, format="png"))  # a viewer never sees half a figure
 
 
 def _plot_correctness(run: Run, path: Path, title: str) -> None:
@@ -263,7 +381,8 @@ def _plot_curation(rows: list[tuple[int, dict]], path: Path, title: str) -> None
     gens = np.array([g for g, _ in rows])
     bottom = np.array([float(c.get("kept") or 0) for _, c in rows])
     ax.bar(gens, bottom, color="#2ca02c", width=0.8, label="kept")
-    for reason, color in REJECT_COLORS.items():
+    for reason in cycles.REJECT_REASONS:
+        color = REJECT_COLORS[reason]
         count = np.array([float((c.get("rejected") or {}).get(reason) or 0) for _, c in rows])
         if count.any():
             ax.bar(gens, count, bottom=bottom, color=color, width=0.8, label=f"rejected: {reason.replace('_', ' ')}")
@@ -272,40 +391,48 @@ def _plot_curation(rows: list[tuple[int, dict]], path: Path, title: str) -> None
     _save(fig, path)
 
 
+def loss_curves(run: Run) -> dict[int, dict[str, np.ndarray]]:
+    """Per generation with a history: ``train_step``/``train_loss`` and ``val_step``/``val_loss`` arrays, steps
+    global: generation × ``max_steps`` + the step within the generation (the tracker's step)."""
+    curves = {}
+    for gen, history in sorted(run.histories.items()):
+        offset = gen * run.config.training.max_steps
+        train = [(r["step"], r["loss"]) for r in history if _is_number(r.get("loss"))]
+        val = [(r["step"], r["val_loss"]) for r in history if _is_number(r.get("val_loss"))]
+        curves[gen] = {
+            "train_step": np.array([offset + s for s, _ in train], dtype=float),
+            "train_loss": np.array([v for _, v in train], dtype=float),
+            "val_step": np.array([offset + s for s, _ in val], dtype=float),
+            "val_loss": np.array([v for _, v in val], dtype=float),
+        }
+    return curves
+
+
+def _plot_loss(run: Run, path: Path, title: str) -> None:
+    curves = loss_curves(run)
+    fig, ax = _figure(f"Training and validation loss of each generation\n{title}",
+                      "global step (generation × max_steps + step)", "loss (cross-entropy per token)")
+    gens = list(curves)
+    norm = Normalize(vmin=gens[0], vmax=max(gens[-1], gens[0] + 1))
+    cmap = matplotlib.colormaps[LOSS_COLORMAP]
+    for gen, c in curves.items():
+        color = cmap(norm(gen))
+        if gen > 0:  # where this generation's fresh training run starts
+            ax.axvline(gen * run.config.training.max_steps, color="grey", alpha=0.2, linewidth=0.8)
+        ax.plot(c["train_step"], c["train_loss"], color=color, linewidth=1.2)
+        ax.plot(c["val_step"], c["val_loss"], color=color, linestyle="--", marker="o", markersize=3, linewidth=0.8)
+    values = np.concatenate([np.concatenate([c["train_loss"], c["val_loss"]]) for c in curves.values()])
+    if np.isfinite(values).any():
+        ax.set_ylim(0.0, 1.05 * np.nanmax(np.where(np.isfinite(values), values, np.nan)))
+    fig.legend(handles=[Line2D([], [], color="black", linewidth=1.2, label="training (mean over a logging window)"),
+                        Line2D([], [], color="black", linestyle="--", marker="o", markersize=3, label="validation")],
+               loc="outside lower center", ncols=2, fontsize=8)  # below the axes: never over a curve
+    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="generation",
+                 ticks=MaxNLocator(integer=True))
+    _save(fig, path)
+
+
 # --- one run -------------------------------------------------------------------------------------
-
-
-def _generation_rows(run: Run) -> list[list[str]]:
-    rows = []
-    for g in run.generations:
-        m, t, s = g["metrics"], g.get("train") or {}, g.get("sampling") or {}
-        rows.append([str(g["generation"]), _fmt(m.get("num_samples")), _fmt(m.get("true_rate")),
-                     _fmt(m.get("false_rate")), _fmt(m.get("syntax_error_rate")), _fmt(m.get("diversity")),
-                     _fmt(m.get("num_unique")), _fmt(m.get("unique_rate")), _fmt(m.get("novelty_rate")),
-                     _fmt(m.get("mean_length"), 2), _fmt(m.get("max_length")), _fmt(m.get("mean_depth"), 2),
-                     _fmt(s.get("num_truncated")), _fmt(t.get("best_val_loss"))])
-    return rows
-
-
-GENERATION_HEADER = ["generation", "samples", "true_rate", "false_rate", "syntax_error_rate", "diversity",
-                     "num_unique", "unique_rate", "novelty_rate", "mean_length", "max_length", "mean_depth",
-                     "truncated", "best_val_loss"]
-TRAINING_HEADER = ["generation", "train rows", "real", "synthetic", "fresh", "steps", "best_step",
-                   "final_train_loss", "train_tokens", "train s", "sampling s"]
-CURATION_HEADER = ["generation", "steps", "input", "kept", "rejected: syntax_error", "rejected: false",
-                   "rejected: duplicate", "rejected: quota", "extra_samples", "shortfall"]
-
-
-def _training_rows(run: Run) -> list[list[str]]:
-    rows = []
-    for g in run.generations:
-        t, s, d = g.get("train") or {}, g.get("sampling") or {}, g.get("data") or {}
-        origin = d.get("origin_counts") or {}
-        rows.append([str(g["generation"]), _fmt(d.get("num_rows")), _fmt(origin.get("real")),
-                     _fmt(origin.get("synthetic")), _fmt(origin.get("fresh")), _fmt(t.get("steps")),
-                     _fmt(t.get("best_step")), _fmt(t.get("final_train_loss")), _fmt(t.get("train_tokens")),
-                     _fmt(t.get("seconds"), 1), _fmt(s.get("seconds"), 1)])
-    return rows
 
 
 def _curation(run: Run) -> list[tuple[int, dict]]:
@@ -318,7 +445,7 @@ def write_run_report(run_dir: str | Path, *, threshold: float = DEFAULT_THRESHOL
     """Write ``report.md`` and its PNG figures into ``run_dir``; returns the path of ``report.md``.
 
     Works on incomplete and running runs (complete generations only; the others are named). Raises
-    ``RunDirError`` (a ``ValueError``) for a folder that is not a run directory.
+    ``RunDirError`` (an ``SclHfError``, a ``ValueError``) for a folder that is not a run directory.
     """
     run = load_run(run_dir)
     cfg = run.config
@@ -334,27 +461,27 @@ def write_run_report(run_dir: str | Path, *, threshold: float = DEFAULT_THRESHOL
     else:
         summary = summarize(run.generation_numbers, run.values("metrics", "diversity"),
                             run.values("metrics", "true_rate"), threshold)
-        lines += ["## Summary", "", _table(_summary_header(threshold), [_summary_cells(summary)]), ""]
+        lines += ["## Summary", "", markdown_table(summary_columns(threshold), [summary]), ""]
         _plot_correctness(run, run.path / "correctness.png", title)
         _plot_diversity(run, run.path / "diversity.png", title, threshold)
         _plot_unique(run, run.path / "unique.png", title)
         lines += ["## Figures", "", "![correctness per generation](correctness.png)", "",
                   "![diversity per generation](diversity.png)", "", "![unique samples per generation](unique.png)", ""]
+        if run.histories:
+            _plot_loss(run, run.path / LOSS_FIGURE, title)
+            lines += [f"![training and validation loss per generation]({LOSS_FIGURE})", ""]
         curation = _curation(run)
         if curation:
             _plot_curation(curation, run.path / "curation.png", title)
             lines += ["![curation per generation](curation.png)", ""]
         lines += ["## Per generation", "", "Rates are shares of the generation's samples; lengths are in word tokens.",
-                  "", _table(GENERATION_HEADER, _generation_rows(run)), "", "## Training data and cost", "",
-                  _table(TRAINING_HEADER, _training_rows(run)), ""]
+                  "", markdown_table(GENERATION_COLUMNS, run.generations), "", "## Training data and cost", "",
+                  markdown_table(TRAINING_COLUMNS, run.generations), ""]
         if curation:
-            rows = [[str(g), "+".join(c.get("steps") or []), _fmt(c.get("input")), _fmt(c.get("kept"))]
-                    + [_fmt((c.get("rejected") or {}).get(r)) for r in REJECT_COLORS]
-                    + [_fmt(c.get("extra_samples")), _fmt(c.get("shortfall"))] for g, c in curation]
             lines += ["## Curation", "", "How each generation's training set was built from the previous "
-                      "generation's samples.", "", _table(CURATION_HEADER, rows), ""]
+                      "generation's samples.", "", markdown_table(curation_columns(), curation), ""]
     lines += ["## Config", "", "```yaml", _config_yaml(cfg).rstrip(), "```", ""]
-    _write_text(run.path / "report.md", "\n".join(lines))
+    write_text(run.path / "report.md", "\n".join(lines))
     return run.path / "report.md"
 
 
@@ -362,13 +489,13 @@ def write_run_report(run_dir: str | Path, *, threshold: float = DEFAULT_THRESHOL
 
 
 def group_key(cfg: Config) -> tuple:
-    """The config values that define an experiment: everything but ``IGNORED_KEYS``."""
-    return tuple((k, v) for k, v in cfg.to_flat().items() if k not in IGNORED_KEYS)
+    """The config values that define an experiment: everything but ``REPLICATE_KEYS``."""
+    return tuple((k, v) for k, v in cfg.to_flat().items() if k not in REPLICATE_KEYS)
 
 
 @dataclass
 class Group:
-    """Runs of one experiment (configs equal up to ``IGNORED_KEYS``) and their mean curves."""
+    """Runs of one experiment (configs equal up to ``REPLICATE_KEYS``) and their mean curves."""
 
     label: str
     runs: list[Run]
@@ -378,7 +505,7 @@ class Group:
 
 
 def group_runs(runs: list[Run]) -> list[Group]:
-    """Group runs that differ only in ``IGNORED_KEYS``, in order of first appearance, with mean and 95% band."""
+    """Group runs that differ only in ``REPLICATE_KEYS``, in order of first appearance, with mean and 95% band."""
     buckets: dict[tuple, list[Run]] = {}
     for run in runs:
         buckets.setdefault(group_key(run.config), []).append(run)
@@ -434,11 +561,38 @@ def _plot_overlay(groups: list[Group], key: str, path: Path, ylabel: str, thresh
     _save(fig, path)
 
 
+def _on_summary(get: Callable[[dict], str]) -> Callable[[tuple[Group, dict | None]], str]:
+    return lambda gs: "n/a" if gs[1] is None else get(gs[1])
+
+
+def group_summary_columns(threshold: float) -> list[Column]:
+    """The comparison's summary, on ``(group, summarize of its mean curves)`` (None: no common generation)."""
+    return [("group", lambda gs: gs[0].label),
+            ("runs", lambda gs: str(len(gs[0].runs))),
+            ("generations", lambda gs: f"{gs[0].generations[0]}..{gs[0].generations[-1]}" if gs[0].generations
+             else "none"),
+            *[(header, _on_summary(get)) for header, get in summary_columns(threshold)]]
+
+
+def run_list_columns(out: Path) -> list[Column]:
+    """The comparison's list of runs, on ``(run, its group)``; a run with a report links to it from ``out``."""
+    def link(rg: tuple[Run, Group]) -> str:
+        report = rg[0].path / "report.md"
+        return f"[{rg[0].name}]({os.path.relpath(report, out)})" if report.is_file() else rg[0].name
+
+    return [("run", link),
+            ("group", lambda rg: rg[1].label),
+            ("data_seed", lambda rg: str(rg[0].config.data.data_seed)),
+            ("seed", lambda rg: str(rg[0].config.training.seed)),
+            ("generations", lambda rg: f"{len(rg[0].generations)} of {rg[0].config.loop.num_generations}"),
+            ("folder", lambda rg: str(rg[0].path))]
+
+
 def write_comparison_report(run_dirs: list[str | Path], output_dir: str | Path, *,
                             threshold: float = DEFAULT_THRESHOLD) -> Path:
     """Write ``comparison.md``, ``comparison_diversity.png`` and ``comparison_true_rate.png`` into ``output_dir``.
 
-    Runs whose configs differ only in ``IGNORED_KEYS`` are one group (mean and 95% bootstrap band over
+    Runs whose configs differ only in ``REPLICATE_KEYS`` are one group (mean and 95% bootstrap band over
     the generations all of them completed). Returns the path of ``comparison.md``.
     """
     if not run_dirs:
@@ -448,7 +602,7 @@ def write_comparison_report(run_dirs: list[str | Path], output_dir: str | Path, 
     out.mkdir(parents=True, exist_ok=True)
     groups = group_runs(runs)
     lines = ["# Comparison of runs", "",
-             "Runs whose configs differ only in " + ", ".join(sorted(IGNORED_KEYS)) + " are one group: its line is "
+             "Runs whose configs differ only in " + ", ".join(sorted(REPLICATE_KEYS)) + " are one group: its line is "
              f"the mean over its runs, the band a 95% bootstrap interval of that mean ({BOOTSTRAP_RESAMPLES} "
              f"resamples, numpy seed {BOOTSTRAP_SEED}), over the generations every run of the group completed.", ""]
     plotted = [g for g in groups if g.generations]
@@ -458,21 +612,11 @@ def write_comparison_report(run_dirs: list[str | Path], output_dir: str | Path, 
         _plot_overlay(plotted, "true_rate", out / "comparison_true_rate.png", "true_rate (share of samples)", None)
         lines += ["![diversity per generation](comparison_diversity.png)", "",
                   "![true_rate per generation](comparison_true_rate.png)", ""]
-    rows = []
-    for g in groups:
-        s = summarize(g.generations, g.curves["diversity"]["mean"], g.curves["true_rate"]["mean"], threshold)
-        span = f"{g.generations[0]}..{g.generations[-1]}" if g.generations else "none"
-        cells = _summary_cells(s) if g.generations else ["n/a"] * 5
-        rows.append([g.label, str(len(g.runs)), span, *cells])
+    summaries = [(g, summarize(g.generations, g.curves["diversity"]["mean"], g.curves["true_rate"]["mean"], threshold)
+                  if g.generations else None) for g in groups]
     lines += ["## Summary", "", "Values of the group mean; decline relative to generation 0.", "",
-              _table(["group", "runs", "generations", *_summary_header(threshold)], rows), ""]
-    run_rows = []
-    for g in groups:
-        for r in g.runs:
-            report = r.path / "report.md"
-            link = f"[{r.name}]({os.path.relpath(report, out)})" if report.is_file() else r.name
-            run_rows.append([link, g.label, str(r.config.data.data_seed), str(r.config.training.seed),
-                             f"{len(r.generations)} of {r.config.loop.num_generations}", str(r.path)])
-    lines += ["## Runs", "", _table(["run", "group", "data_seed", "seed", "generations", "folder"], run_rows), ""]
-    _write_text(out / "comparison.md", "\n".join(lines))
+              markdown_table(group_summary_columns(threshold), summaries), ""]
+    members = [(r, g) for g in groups for r in g.runs]
+    lines += ["## Runs", "", markdown_table(run_list_columns(out), members), ""]
+    write_text(out / "comparison.md", "\n".join(lines))
     return out / "comparison.md"

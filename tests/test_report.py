@@ -1,23 +1,31 @@
 """Reports from small hand-written run directories: exact tables, valid PNGs, incomplete runs, seed groups."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.colors import is_color_like
 from matplotlib.image import imread
 
+from scl_hf import cycles, report
 from scl_hf.cli import main
-from scl_hf.config import build_config, save_config
+from scl_hf.config import REPLICATE_KEYS, build_config, save_config
 from scl_hf.report import (
+    LOSS_FIGURE,
+    REJECT_COLORS,
     RunDirError,
     bootstrap_interval,
+    check_history,
     group_runs,
     load_run,
+    loss_curves,
     summarize,
     write_comparison_report,
     write_run_report,
 )
+from scl_hf.rundir import TRAIN_HISTORY
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -87,6 +95,7 @@ def test_run_report_tables_are_exact(tmp_path):
         assert f"![{name}" in text and f"]({name}.png)" in text  # relative links
         assert_png(run_dir / f"{name}.png")
     assert not (run_dir / "curation.png").exists() and "## Curation" not in text
+    assert not (run_dir / LOSS_FIGURE).exists() and LOSS_FIGURE not in text  # no train_history.json: older runs
 
 
 def test_threshold_and_missing_novelty(tmp_path):
@@ -229,6 +238,7 @@ def test_comparison_report(tmp_path):
     for name in ("comparison_diversity", "comparison_true_rate"):
         assert f"]({name}.png)" in text
         assert_png(out / f"{name}.png")
+    assert "differ only in " + ", ".join(sorted(REPLICATE_KEYS)) + " are one group" in text
 
 
 def test_twin_labels_name_the_difference(tmp_path):
@@ -257,7 +267,7 @@ def test_report_is_deterministic(tmp_path):
     first, first_png = write_run_report(run_dir).read_text(), imread(run_dir / "diversity.png")
     assert write_run_report(run_dir).read_text() == first  # no timestamps: reports diff cleanly
     assert np.array_equal(imread(run_dir / "diversity.png"), first_png)
-    assert not list(run_dir.glob(".*.tmp"))  # written atomically, nothing left behind
+    assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".")]  # written atomically, no temporaries
 
 
 @pytest.mark.slow
@@ -286,5 +296,148 @@ def test_report_of_a_real_smoke_run(tmp_path):
     assert f"| 1 | syntactic | {c['input']} | {c['kept']} | {c['rejected']['syntax_error']} | 0 | 0 | 0 |" in text
     for name in ("correctness", "diversity", "unique", "curation"):
         assert_png(run_dir / f"{name}.png")
+    assert f"]({LOSS_FIGURE})" in text  # the loop saved each generation's train_history.json
+    assert sorted(load_run(run_dir).histories) == [0, 1]
+    assert_png(run_dir / LOSS_FIGURE)
     assert main(["report", str(run_dir)]) == 0
     assert (run_dir / "report.md").read_text() == text  # the same files give the same report
+
+
+# --- training curves ---------------------------------------------------------------------------------
+
+
+def history(train: list[tuple[int, float]], val: list[tuple[int, float]]) -> list[dict]:
+    """A train_history.json as the loop writes it: loss windows and validations, in step order."""
+    records = [{"step": s, "loss": v, "lr": 1.0e-3, "tokens_per_second": 1000.0} for s, v in train]
+    records += [{"step": s, "val_loss": v} for s, v in val]
+    return sorted(records, key=lambda r: r["step"])  # stable: a validation follows the window of its step
+
+
+def write_history(run_dir: Path, gen: int, payload) -> None:
+    text = payload if isinstance(payload, str) else json.dumps(payload)
+    (run_dir / f"gen_{gen:02d}" / TRAIN_HISTORY).write_text(text)
+
+
+def test_loss_figure_from_histories(tmp_path):
+    run_dir = make_run(tmp_path, "curves", THREE_GENS, num_generations=3, max_steps=50, eval_steps=50,
+                       logging_steps=25)
+    write_history(run_dir, 0, history([(25, 3.0), (50, 2.0)], [(50, 2.2)]))
+    write_history(run_dir, 2, history([(25, float("nan")), (50, 1.5)], [(50, 1.6)]))  # NaN: written as NaN
+    # gen_01 has none (an older loop): it is left out of the figure, and not named as skipped
+    run = load_run(run_dir)
+    assert sorted(run.histories) == [0, 2]
+    curves = loss_curves(run)
+    assert curves[0]["train_step"].tolist() == [25.0, 50.0] and curves[0]["train_loss"].tolist() == [3.0, 2.0]
+    assert curves[2]["train_step"].tolist() == [125.0, 150.0]  # global step: 2 × max_steps + step
+    assert np.isnan(curves[2]["train_loss"][0]) and curves[2]["train_loss"][1] == 1.5
+    assert curves[2]["val_step"].tolist() == [150.0] and curves[2]["val_loss"].tolist() == [1.6]
+    text = write_run_report(run_dir).read_text()
+    assert f"![training and validation loss per generation]({LOSS_FIGURE})" in text
+    assert "- skipped" not in text
+    assert_png(run_dir / LOSS_FIGURE)
+    first = imread(run_dir / LOSS_FIGURE)
+    write_history(run_dir, 1, history([(25, 2.5), (50, 0.5)], [(50, 0.7)]))
+    write_run_report(run_dir)
+    assert not np.array_equal(imread(run_dir / LOSS_FIGURE), first)  # the figure draws the histories
+
+
+def test_malformed_histories_are_skipped_with_a_note(tmp_path):
+    run_dir = make_run(tmp_path, "bad_curves", THREE_GENS, num_generations=3, unfinished=(3,))
+    write_history(run_dir, 0, "[{not json")
+    write_history(run_dir, 1, {"step": 1, "loss": 2.0})  # a record, not a list of them
+    write_history(run_dir, 2, [{"step": 50, "lr": 1.0e-3}])  # no loss
+    (run_dir / "gen_03" / TRAIN_HISTORY).write_text(json.dumps(history([(1, 1.0)], [])))  # incomplete generation
+    run = load_run(run_dir)
+    assert run.histories == {} and run.generation_numbers == [0, 1, 2]  # the generations themselves stay
+    text = write_run_report(run_dir).read_text()
+    assert f"- skipped gen_00 loss curve: {TRAIN_HISTORY} unreadable (" in text
+    assert f"- skipped gen_01 loss curve: {TRAIN_HISTORY} unreadable (not a list of step records but a dict)" in text
+    assert f"- skipped gen_02 loss curve: {TRAIN_HISTORY} unreadable (record 0 (step 50) has neither" in text
+    assert not (run_dir / LOSS_FIGURE).exists() and LOSS_FIGURE not in text
+    assert "| 2 | 100 | 0.7000 |" in text  # the tables still have every complete generation
+
+    write_history(run_dir, 2, history([(25, 2.0)], [(25, 2.1)]))
+    text = write_run_report(run_dir).read_text()
+    assert sorted(load_run(run_dir).histories) == [2] and f"]({LOSS_FIGURE})" in text
+    assert_png(run_dir / LOSS_FIGURE)
+
+
+def test_check_history():
+    good = history([(50, 2.0), (100, 1.0)], [(100, 1.2)])
+    assert check_history(good) is good and check_history([]) == []
+    with pytest.raises(ValueError, match="not in step order"):
+        check_history(list(reversed(good)))
+    with pytest.raises(ValueError, match="record 0 has no integer 'step'"):
+        check_history([{"step": True, "loss": 1.0}])
+    with pytest.raises(ValueError, match="record 1 has no integer 'step'"):
+        check_history([{"step": 1, "loss": 1.0}, {"step": 2.0, "loss": 1.0}])
+    with pytest.raises(ValueError, match="neither a 'loss' nor a 'val_loss' number"):
+        check_history([{"step": 1, "loss": "low"}])
+
+
+# --- tables ------------------------------------------------------------------------------------------
+
+
+def tables(text: str) -> dict[str, list[list[str]]]:
+    """Every markdown table of a report, by the section it is in: rows of cells (header first, no rule row)."""
+    found, section, current = {}, None, None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            section = line[3:]
+        if line.startswith("|"):
+            if current is None:
+                current = found.setdefault(section, [])
+            if not set(line) <= set("|-"):
+                current.append([c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line)[1:-1]])
+        else:
+            current = None
+    return found
+
+
+def curated_run(root: Path, rejected: dict) -> Path:
+    kept = {"steps": ["verified", "dedup"], "input": 120, "kept": 70, "rejected": rejected, "extra_samples": 20,
+            "shortfall": 30}
+    recs = [record(0, 0.8, 0.1, 0.4, 90), record(1, 0.95, 0.05, 0.3, 80, curation=kept)]
+    return make_run(root, "cur", recs, cycle="expanding", curation="verified+dedup")
+
+
+def test_every_table_row_has_the_header_length(tmp_path):
+    run_dir = curated_run(tmp_path, {"syntax_error": 5, "false": 25, "duplicate": 20, "quota": 0})
+    found = tables(write_run_report(run_dir).read_text())
+    assert set(found) == {"Summary", "Per generation", "Training data and cost", "Curation"}
+    for section, rows in found.items():
+        assert len(rows) >= 2, section
+        assert {len(row) for row in rows} == {len(rows[0])}, section
+    curation = found["Curation"]
+    assert curation[0] == ["generation", "steps", "input", "kept", *(f"rejected: {r}" for r in cycles.REJECT_REASONS),
+                           "extra_samples", "shortfall"]
+    assert dict(zip(curation[0], curation[1], strict=True))["rejected: false"] == "25"
+
+    dirs = seeds_and_variants(tmp_path / "runs")
+    dirs.append(make_run(tmp_path / "runs", "odd|name", [record(0, 0.5, 0.5, 0.4, 50)], cycle="incremental",
+                         synthetic_fraction=0.9))  # a '|' in a value is escaped, not a new cell
+    found = tables(write_comparison_report(dirs, tmp_path / "cmp").read_text())
+    assert set(found) == {"Summary", "Runs"}
+    for section, rows in found.items():
+        assert {len(row) for row in rows} == {len(rows[0])}, section
+    assert ["odd|name", "incremental, λ=0.9, curation=none"] in [row[:2] for row in found["Runs"]]
+
+
+def test_a_new_reject_reason_is_a_new_curation_column(tmp_path, monkeypatch):
+    monkeypatch.setattr(cycles, "REJECT_REASONS", (*cycles.REJECT_REASONS, "too_long"))
+    monkeypatch.setitem(REJECT_COLORS, "too_long", "#17becf")
+    run_dir = curated_run(tmp_path, {"syntax_error": 5, "false": 25, "duplicate": 20, "quota": 0, "too_long": 7})
+    text = write_run_report(run_dir).read_text()
+    header, row = tables(text)["Curation"]
+    assert header[-5:] == ["rejected: duplicate", "rejected: quota", "rejected: too_long", "extra_samples",
+                           "shortfall"]
+    assert row == ["1", "verified+dedup", "120", "70", "5", "25", "20", "0", "7", "20", "30"]
+    assert "| 1 | verified+dedup | 120 | 70 | 5 | 25 | 20 | 0 | 7 | 20 | 30 |" in text
+    assert_png(run_dir / "curation.png")
+
+
+def test_reject_colors_cover_reject_reasons():
+    assert list(REJECT_COLORS) == list(cycles.REJECT_REASONS)  # the same reasons, in the curation table's order
+    assert all(is_color_like(c) for c in REJECT_COLORS.values())
+    assert len(set(REJECT_COLORS.values())) == len(REJECT_COLORS)  # every reason its own colour
+    assert report.REPLICATE_KEYS is REPLICATE_KEYS  # groups by the config's own replicate roles
