@@ -14,7 +14,8 @@ Layout under the root folder::
 Crash safety: every file is written under ``tmp/`` and renamed into place (rename is atomic), and
 a commit writes its blobs, then its commit record, then ``refs.json``. A process killed at any
 point leaves each repo at its previous commit; what it leaves behind is at most an unreferenced
-blob or commit record, and partial files in ``tmp/``, which the next open deletes.
+blob or commit record, and partial files in ``tmp/``, which the next open deletes. A write that
+fails (a full disk) deletes its partial file at once and leaves the repo as it was.
 
 Names are validated before they touch the file system: a repo id is two segments of letters,
 digits, ``-``, ``_`` and ``.`` (no ``..``), and a path inside a repo never becomes a file name at
@@ -32,7 +33,7 @@ import re
 import shutil
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -50,12 +51,13 @@ RESERVED_NAMESPACES = frozenset({"api", "models", "datasets", "spaces", "resolve
 SPACE_SDKS = ("gradio", "streamlit", "docker", "static")
 DEFAULT_BRANCH = "main"
 LFS_POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {size}\n"
-# The .gitattributes every new repo starts with (the Hub's default, shortened): binaries go through LFS.
-GITATTRIBUTES = "".join(
-    f"*.{ext} filter=lfs diff=lfs merge=lfs -text\n"
-    for ext in ("7z", "arrow", "bin", "bz2", "ckpt", "gz", "h5", "joblib", "msgpack", "npy", "npz", "onnx", "parquet",
-                "pickle", "pkl", "pt", "pth", "safetensors", "tar", "tflite", "xz", "zip", "zst")
-)
+# Extensions that always go through LFS (the Hub's default list, shortened). parquet must: datasets deletes
+# each shard right after its preupload, so a shard told to go "regular" is gone when the commit is sent.
+LFS_EXTENSIONS = (".7z", ".arrow", ".bin", ".bz2", ".ckpt", ".gz", ".h5", ".joblib", ".msgpack", ".npy", ".npz",
+                  ".onnx", ".parquet", ".pickle", ".pkl", ".pt", ".pth", ".safetensors", ".tar", ".tflite", ".xz",
+                  ".zip", ".zst")
+# The .gitattributes every new repo starts with: the same extensions.
+GITATTRIBUTES = "".join(f"*{ext} filter=lfs diff=lfs merge=lfs -text\n" for ext in LFS_EXTENSIONS)
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 _REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
@@ -103,11 +105,13 @@ def check_path(path: object) -> str:
 
 
 def check_ref_name(name: object, what: str) -> str:
-    """A valid branch or tag name."""
+    """A valid branch or tag name: a string that no other revision spelling can mean."""
     if not (isinstance(name, str) and _REF.fullmatch(name) and ".." not in name and "//" not in name
             and not name.endswith(("/", ".lock")) and not _SHA1.fullmatch(name)):
         raise HubError(400, f"invalid {what} name {name!r}: expected letters, digits, '.', '_', '-' and '/', "
                             "starting with a letter or digit, at most 200 characters")
+    if name.startswith("refs/"):  # "refs/heads/main" is how clients spell the branch main
+        raise HubError(400, f"invalid {what} name {name!r}: names starting with 'refs/' are reserved")
     return name
 
 
@@ -157,14 +161,23 @@ class Store:
     def _tmp_path(self) -> Path:
         return self.tmp / uuid.uuid4().hex
 
-    def _write_atomic(self, path: Path, data: bytes) -> None:
-        tmp = self._tmp_path()
-        with open(tmp, "wb") as f:
-            f.write(data)
+    def _write_file(self, path: Path, chunks: Iterable[bytes]) -> None:
+        """Write a new file and fsync it: every byte the store writes goes through here. On an error (a full
+        disk: OSError ENOSPC) the caller deletes ``path``, which is always a temporary name."""
+        with open(path, "xb") as f:
+            for chunk in chunks:
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, path)
+
+    def _write_atomic(self, path: Path, data: bytes) -> None:
+        tmp = self._tmp_path()
+        try:
+            self._write_file(tmp, [data])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def _write_json(self, path: Path, obj: object) -> None:
         self._write_atomic(path, json.dumps(obj, indent=1, sort_keys=True).encode())
@@ -192,16 +205,18 @@ class Store:
         target = self.blob_path(sha256)
         tmp = self._tmp_path()
         digest, written = hashlib.sha256(), 0
+
+        def checked() -> Iterator[bytes]:
+            nonlocal written
+            for chunk in chunks:
+                written += len(chunk)
+                if written > size:
+                    raise HubError(400, f"upload is larger than the announced {size} bytes")
+                digest.update(chunk)
+                yield chunk
+
         try:
-            with open(tmp, "wb") as f:
-                for chunk in chunks:
-                    written += len(chunk)
-                    if written > size:
-                        raise HubError(400, f"upload is larger than the announced {size} bytes")
-                    digest.update(chunk)
-                    f.write(chunk)
-                f.flush()
-                os.fsync(f.fileno())
+            self._write_file(tmp, checked())
             if written != size or digest.hexdigest() != sha256:
                 raise HubError(400, f"upload does not match its LFS object: got {written} bytes with sha256 "
                                     f"{digest.hexdigest()}, expected {size} bytes with sha256 {sha256}")
@@ -268,13 +283,18 @@ class Store:
         meta = {"id": key.id, "type": key.type, "private": bool(private), "createdAt": now_iso()}
         if key.type == "space":
             meta["sdk"] = sdk
-        (staging / "commits").mkdir()
-        (staging / "repo.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
-        gitattributes = GITATTRIBUTES.encode()
-        files = {".gitattributes": self._entry(self.put_blob(gitattributes), gitattributes, lfs=False)}
-        oid = self._write_commit(staging, [], files, "initial commit", "", ["system"])
-        (staging / "refs.json").write_text(json.dumps({"branches": {DEFAULT_BRANCH: oid}, "tags": {}}))
-        folder.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            (staging / "commits").mkdir()
+            self._write_file(staging / "repo.json", [json.dumps(meta, indent=1, sort_keys=True).encode()])
+            gitattributes = GITATTRIBUTES.encode()
+            files = {".gitattributes": self._entry(self.put_blob(gitattributes), gitattributes, lfs=False)}
+            oid = self._write_commit(staging, [], files, "initial commit", "", ["system"])
+            refs = {"branches": {DEFAULT_BRANCH: oid}, "tags": {}}
+            self._write_file(staging / "refs.json", [json.dumps(refs).encode()])
+            folder.parent.mkdir(parents=True, exist_ok=True)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         try:
             os.rename(staging, folder)  # atomic; fails if another request created the repo meanwhile
         except OSError:
@@ -386,14 +406,15 @@ class Store:
             return oid
 
     def create_ref(self, key: RepoKey, kind: str, name: str, revision: str, message: str = "") -> str:
-        """A new branch or tag (``kind`` 'branches' or 'tags') at ``revision``; 409 if it exists."""
+        """A new branch or tag (``kind`` 'branches' or 'tags') at ``revision``; 409 if a branch or tag has the name."""
         check_ref_name(name, "branch" if kind == "branches" else "tag")
         with self.locked(key):
             refs = self.refs(key)
             oid = self.resolve(key, revision)
-            if name in refs[kind]:
-                what = "Branch" if kind == "branches" else "Tag"
-                raise HubError(409, f"{what} {name!r} already exists in {key.id} (at {refs[kind][name]})")
+            for existing in ("branches", "tags"):  # one name, one revision: a tag may not share a branch's name
+                if name in refs[existing]:
+                    what = "Branch" if existing == "branches" else "Tag"
+                    raise HubError(409, f"{what} {name!r} already exists in {key.id} (at {refs[existing][name]})")
             refs[kind][name] = oid
             if kind == "tags" and message:
                 refs.setdefault("tag_messages", {})[name] = message
