@@ -6,14 +6,16 @@ import argparse
 import json
 import sys
 
+from scl_hf.errors import SclHfError
+
 
 def _data(args: argparse.Namespace) -> int:
     """Generate the real dataset D0 and print its statistics (and optionally save it)."""
     from scl_hf.config import config_from_args
-    from scl_hf.expressions import dataset_stats, make_real_dataset
+    from scl_hf.cycles import real_dataset
+    from scl_hf.expressions import dataset_stats
 
-    cfg = config_from_args(args)
-    texts = make_real_dataset(cfg.data.dataset_size, cfg.data.data_seed, cfg.data.generator())
+    texts = real_dataset(config_from_args(args))["text"]  # exactly the loop's D0
     if args.save:
         with open(args.save, "w", encoding="utf-8") as f:
             f.write("\n".join(texts) + "\n")
@@ -26,9 +28,9 @@ def _report(args: argparse.Namespace) -> int:
     from scl_hf.report import write_comparison_report, write_run_report
 
     if not 0.0 <= args.threshold <= 1.0:
-        raise ValueError(f"--threshold must be in [0, 1] (diversity is a share), got {args.threshold}")
+        raise SclHfError(f"--threshold must be in [0, 1] (diversity is a share), got {args.threshold}")
     if args.output is None and len(args.run_dirs) > 1:
-        raise ValueError("--output DIR is required with several run directories (where the comparison goes)")
+        raise SclHfError("--output DIR is required with several run directories (where the comparison goes)")
     if args.output is None:
         print(write_run_report(args.run_dirs[0], threshold=args.threshold))
     else:
@@ -39,15 +41,9 @@ def _report(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     """The self-consuming loop: run or resume ``<output_dir>/<run_name>``, publishing each generation."""
     from scl_hf.config import config_from_args
-
-    cfg = config_from_args(args)
-    # The Hub endpoint is read when huggingface_hub, datasets and evaluate are imported: decide it first.
-    from scl_hf.hub.target import configure_hub
-
-    target = configure_hub(cfg)
     from scl_hf.loop import run_loop
 
-    run_loop(cfg, allow_config_change=args.allow_config_change, hub_target=target)
+    run_loop(config_from_args(args), allow_config_change=args.allow_config_change)
     return 0
 
 
@@ -58,9 +54,9 @@ def _read_lines(path: str, what: str) -> list[str]:
         with open(path, encoding="utf-8", newline="") as f:
             text = f.read()
     except OSError as err:
-        raise ValueError(f"cannot read {what} file {path!r}: {err.strerror}") from None
+        raise SclHfError(f"cannot read {what} file {path!r}: {err.strerror}") from None
     except UnicodeDecodeError as err:
-        raise ValueError(f"{what} file {path!r} is not UTF-8 text: {err}") from None
+        raise SclHfError(f"{what} file {path!r} is not UTF-8 text: {err}") from None
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()
@@ -72,17 +68,20 @@ def _metric(args: argparse.Namespace) -> int:
     from scl_hf.metrics import compute_metrics
 
     predictions = _read_lines(args.file, "predictions")
-    references = None if args.references is None else _read_lines(args.references, "references")
-    result = compute_metrics(predictions, references, level=args.level, max_pairs=args.max_pairs)
+    training = None if args.training_texts is None else _read_lines(args.training_texts, "training_texts")
+    try:
+        result = compute_metrics(predictions, training, level=args.level, max_pairs=args.max_pairs)
+    except ValueError as err:  # an empty file, a --max_pairs below 2: the file or a flag is at fault
+        raise SclHfError(str(err)) from None
     print(json.dumps(result, indent=2))
     return 0
 
 
 def _hub_serve(args: argparse.Namespace) -> int:
     """Serve an embedded Hub store until interrupted."""
-    from scl_hf.hub.server import serve
+    from scl_hf.hub.server import serve_from_args
 
-    return serve(args.root, host=args.host, port=args.port, token=args.token, verbose=args.verbose)
+    return serve_from_args(args)
 
 
 def _hub_sync(args: argparse.Namespace) -> int:
@@ -96,34 +95,31 @@ def _hub_sync(args: argparse.Namespace) -> int:
 
 def _sample(args: argparse.Namespace) -> int:
     """Sample from a published generation (``revision="gen-XX"``) and print the samples with their labels as JSON."""
-    if args.num_samples < 1:
-        raise ValueError(f"-n/--num_samples must be an integer >= 1, got {args.num_samples}")
+    from scl_hf.config import section_from_args
+
+    cfg = section_from_args(args, "sampling")  # the loop's sampling keys, validated as in a recipe
     if args.generation < 0:
-        raise ValueError(f"--generation must be an integer >= 0, got {args.generation}")
-    # The endpoint is read when the Hugging Face libraries are imported: set it before they are.
+        raise SclHfError(f"--generation must be an integer >= 0, got {args.generation}")
+    # The read path points the libraries' global endpoint (from_pretrained takes none): before loading.
     if args.hub_root is not None and args.endpoint is not None:
-        raise ValueError("give at most one of --hub_root (serve a local store) and --endpoint (a running Hub)")
+        raise SclHfError("give at most one of --hub_root (serve a local store) and --endpoint (a running Hub)")
     if args.hub_root is not None:
         from scl_hf.hub.load import use_embedded_hub
 
         use_embedded_hub(args.hub_root)
     elif args.endpoint is not None:
-        from scl_hf.hub.target import point_libraries_at, uses_xet
+        from scl_hf.hub.load import point_libraries_at
 
-        point_libraries_at(args.endpoint, xet=uses_xet(args.endpoint))
-    from scl_hf.config import SamplingConfig
-    from scl_hf.cycles import revision
+        point_libraries_at(args.endpoint)
     from scl_hf.expressions import LABELS, classify
     from scl_hf.hub.load import load_generation
+    from scl_hf.rundir import tag
     from scl_hf.sample import sample_expressions
 
-    cfg = SamplingConfig(num_samples=args.num_samples, temperature=args.temperature, top_k=args.top_k,
-                         top_p=args.top_p, max_new_tokens=args.max_new_tokens,
-                         per_device_sample_batch_size=min(args.num_samples, 1000))
     model, tokenizer = load_generation(args.repo, args.generation)
     result = sample_expressions(model, tokenizer, cfg, seed=args.seed)
     labels = [classify(text) for text in result.texts]
-    print(json.dumps({"repo": args.repo, "revision": revision(args.generation), "num_samples": len(labels),
+    print(json.dumps({"repo": args.repo, "revision": tag(args.generation), "num_samples": len(labels),
                       "label_counts": {label: labels.count(label) for label in LABELS},
                       "samples": [{"text": t, "label": lab, "truncated": tr}
                                   for t, lab, tr in zip(result.texts, labels, result.truncated, strict=True)]},
@@ -132,7 +128,10 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from scl_hf.config import add_config_arguments
+    from scl_hf.config import add_config_arguments, add_section_arguments
+    from scl_hf.diversity import COLLAPSE_THRESHOLD, LEVELS
+    from scl_hf.hub.server import add_serve_arguments
+    from scl_hf.hub.target import REAL_ENDPOINT
 
     parser = argparse.ArgumentParser(prog="scl-hf", allow_abbrev=False,
                                      description="Self-consuming training loops on the Hugging Face stack.")
@@ -152,16 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", allow_abbrev=False, help="report.md and figures of one run, or a comparison of runs")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (each holds config.yaml)")
     p.add_argument("--output", metavar="DIR", help="write a comparison report here (required with several runs)")
-    p.add_argument("--threshold", type=float, default=0.1,
-                   help="diversity below which a run counts as collapsed, in [0, 1] (default: 0.1)")
+    p.add_argument("--threshold", type=float, default=COLLAPSE_THRESHOLD,
+                   help=f"diversity below which a run counts as collapsed, in [0, 1] (default: {COLLAPSE_THRESHOLD})")
     p.set_defaults(func=_report)
 
     p = sub.add_parser("metric", allow_abbrev=False,
                        help="correctness and diversity of a file of expressions (one per line), as JSON")
     p.add_argument("file", metavar="FILE", help="UTF-8 text file, one generated expression per line")
-    p.add_argument("--references", metavar="FILE", help="training set, one per line: adds novelty_rate")
-    p.add_argument("--level", choices=("token", "char"), default="token",
-                   help="edit distance over word tokens or characters (default: token)")
+    p.add_argument("--training_texts", metavar="FILE", help="training set, one per line: adds novelty_rate")
+    p.add_argument("--level", choices=LEVELS, default=LEVELS[0],
+                   help=f"edit distance over word tokens or characters (default: {LEVELS[0]})")
     p.add_argument("--max_pairs", type=int, metavar="N",
                    help="estimate the diversity from N random pairs when there are more (default: exact)")
     p.set_defaults(func=_metric)
@@ -169,17 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("hub", allow_abbrev=False, help="the embedded Hub: serve a store, sync a run to another Hub")
     hub = p.add_subparsers(dest="hub_command", required=True)
     q = hub.add_parser("serve", allow_abbrev=False, help="serve an embedded Hub store (HF_ENDPOINT for the libraries)")
-    q.add_argument("--root", required=True, metavar="DIR", help="store folder, e.g. runs/hub (created if missing)")
-    q.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    q.add_argument("--port", type=int, default=8080, help="port; 0 picks a free one (default: 8080)")
-    q.add_argument("--token", help="write token that clients must send; required with a --host other than loopback")
-    q.add_argument("--verbose", action="store_true", help="log every request")
+    add_serve_arguments(q)
     q.set_defaults(func=_hub_serve)
     q = hub.add_parser("sync", allow_abbrev=False,
                        help="replay a run's published generations, in order with their tags, to another Hub")
     q.add_argument("run_dir", metavar="RUN_DIR", help="run directory (its config.yaml names the repos)")
-    q.add_argument("--to", default="https://huggingface.co", metavar="URL",
-                   help="destination Hub endpoint (default: https://huggingface.co)")
+    q.add_argument("--to", default=REAL_ENDPOINT, metavar="URL",
+                   help=f"destination Hub endpoint (default: {REAL_ENDPOINT})")
     q.add_argument("--token", help="token for the destination (default: HF_TOKEN or the cached login)")
     q.add_argument("--namespace", help="publish under this user/organization instead of the run's namespace")
     q.add_argument("--root", metavar="DIR",
@@ -189,11 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", allow_abbrev=False, help="sample from a published generation of a model repo")
     p.add_argument("--repo", required=True, help="model repo id, e.g. scl-hf/smoke")
     p.add_argument("--generation", type=int, required=True, help="generation number: loads revision gen-XX")
-    p.add_argument("-n", "--num_samples", type=int, default=100, help="how many samples (default: 100)")
-    p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default: 0.8)")
-    p.add_argument("--top_k", type=int, default=0, help="0: off (default)")
-    p.add_argument("--top_p", type=float, default=1.0, help="1.0: off (default)")
-    p.add_argument("--max_new_tokens", type=int, help="length cap in characters (default: fill the context)")
+    # the loop's sampling keys; 100 samples by default, a quick look (a generation draws num_samples of the recipe)
+    add_section_arguments(p, "sampling", aliases={"num_samples": "-n"}, defaults={"num_samples": 100})
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     p.add_argument("--hub_root", metavar="DIR", help="serve this embedded Hub store from this process and read it")
     p.add_argument("--endpoint", metavar="URL", help="Hub endpoint (default: HF_ENDPOINT or the real Hub)")
@@ -205,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as err:  # ConfigError and other bad input: one clear line, no traceback
+    except SclHfError as err:  # bad input the user can fix: one clear line; anything else keeps its traceback
         print(f"scl-hf {args.command}: error: {err}", file=sys.stderr)
         return 2
 

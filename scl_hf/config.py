@@ -21,6 +21,9 @@ from pathlib import Path
 
 import yaml
 
+from scl_hf.errors import SclHfError
+from scl_hf.expressions import GeneratorConfig
+
 CYCLES = ("full_synthetic", "balanced", "incremental", "expanding", "accumulate", "accumulate_subsample")
 CURATIONS = ("none", "syntactic", "verified", "dedup", "quota")
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
@@ -28,8 +31,14 @@ INIT_FROM = ("scratch", "previous")
 REPORT_TO = ("none", "tensorboard", "wandb")
 
 
-class ConfigError(ValueError):
+class ConfigError(SclHfError):
     """A configuration key has an unknown name or an impossible value."""
+
+
+# Roles of keys, as field metadata (``keys_with``):
+RESUMABLE = {"resumable": True}  # may change when a run resumes: it alters no finished generation
+REPLICATE = {"replicate": True}  # runs whose configs differ only in such keys are replicates of one experiment
+RESUMABLE_REPLICATE = {**RESUMABLE, **REPLICATE}
 
 
 def _require(ok: bool, key: str, allowed: str, value: object) -> None:
@@ -55,37 +64,20 @@ class ModelConfig:
         _require(0.0 <= self.dropout < 1.0, "dropout", "in [0, 1)", self.dropout)
 
 
-@dataclass
-class DataConfig:
-    """The real dataset D0 and the generator that makes it (and fresh real data)."""
+@dataclass(frozen=True)
+class DataConfig(GeneratorConfig):
+    """The real dataset D0 and the generator that makes it (and fresh real data): the generator's keys, plus these."""
 
     dataset_size: int = 10_000  # n = |D0|; every cycle's formula is written in units of n
-    data_seed: int = 0  # seed of D0; fresh real data uses data_seed + 1 + generation
-    min_depth: int = 1  # depth bounds of generated expressions (the paper: 1..5)
-    max_depth: int = 5
-    not_weight: float = 1.0  # relative odds of not / and / or at an inner node (a reconstruction)
-    and_weight: float = 1.0
-    or_weight: float = 1.0
-    paren_prob: float = 0.1  # probability of redundant parentheses around a sub-expression
-    true_prob: float = 0.5  # probability that a literal is True
+    data_seed: int = field(default=0, metadata=REPLICATE)  # D0 and fresh real data (scl_hf.rundir.seed_for)
 
     def __post_init__(self) -> None:
+        try:
+            super().__post_init__()  # the generator's own checks, which name the key
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         _require(self.dataset_size >= 1, "dataset_size", "an integer >= 1", self.dataset_size)
-        _require(self.min_depth >= 1, "min_depth", "an integer >= 1", self.min_depth)
-        _require(self.max_depth >= self.min_depth, "max_depth", f"an integer >= min_depth={self.min_depth}",
-                 self.max_depth)
-        for key in ("not_weight", "and_weight", "or_weight"):
-            _require(getattr(self, key) >= 0.0, key, "a number >= 0", getattr(self, key))
-        _require(self.not_weight + self.and_weight + self.or_weight > 0.0, "not_weight",
-                 "a number > 0 when and_weight and or_weight are 0", self.not_weight)
-        for key in ("paren_prob", "true_prob"):
-            _require(0.0 <= getattr(self, key) <= 1.0, key, "in [0, 1]", getattr(self, key))
-
-    def generator(self):
-        """The ``expressions.GeneratorConfig`` these values describe."""
-        from scl_hf.expressions import GeneratorConfig
-
-        return GeneratorConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(GeneratorConfig)})
+        _require(self.data_seed >= 0, "data_seed", "an integer >= 0", self.data_seed)
 
 
 @dataclass
@@ -105,11 +97,11 @@ class TrainingConfig:
     max_grad_norm: float = 1.0
     validation_fraction: float = 0.1  # share of D_t held out for validation and checkpoint selection
     eval_steps: int = 250  # validate (and maybe keep the weights) every this many optimizer steps
-    logging_steps: int = 50
+    logging_steps: int = field(default=50, metadata=RESUMABLE)
     mixed_precision: str = "auto"  # "auto": bf16 where the GPU supports it, full precision on CPU
     torch_compile: bool = False
-    report_to: str = "none"  # Accelerate tracker for per-step and per-generation metrics
-    seed: int = 1337  # model init, batch order and sampling; generation t uses seed + t
+    report_to: str = field(default="none", metadata=RESUMABLE_REPLICATE)  # Accelerate tracker, per step and generation
+    seed: int = field(default=1337, metadata=REPLICATE)  # every stream but real data's (scl_hf.rundir.seed_for)
 
     def __post_init__(self) -> None:
         _require(self.init_from in INIT_FROM, "init_from", f"one of {INIT_FROM}", self.init_from)
@@ -128,6 +120,7 @@ class TrainingConfig:
         _require(self.mixed_precision in MIXED_PRECISION, "mixed_precision", f"one of {MIXED_PRECISION}",
                  self.mixed_precision)
         _require(self.report_to in REPORT_TO, "report_to", f"one of {REPORT_TO}", self.report_to)
+        _require(self.seed >= 0, "seed", "an integer >= 0", self.seed)
 
 
 @dataclass
@@ -182,21 +175,25 @@ class CycleConfig:
 class HubConfig:
     """Where each generation is published: the real Hub, or the embedded one (the default)."""
 
-    push_to_hub: bool = False  # True and a token configured: the real Hub; otherwise the embedded Hub
-    publish: bool = True  # False: publish nowhere (the run directory still holds everything)
-    hub_model_id: str | None = None  # None: "scl-hf/<run_name>"
-    hub_dataset_id: str | None = None  # None: same name as the model repo, in the datasets namespace
-    hub_private_repo: bool = False
-    embedded_hub_root: str | None = None  # None: "<output_dir>/hub"
+    # True: the real Hub (or HF_ENDPOINT), which needs a token with write access; False: the embedded Hub
+    push_to_hub: bool = field(default=False, metadata=RESUMABLE_REPLICATE)
+    publish: bool = field(default=True, metadata=RESUMABLE_REPLICATE)  # False: publish nowhere (the run dir has all)
+    # None: "<your user>/<run_name>" on the real Hub, "scl-hf/<run_name>" on the embedded one
+    hub_model_id: str | None = field(default=None, metadata=RESUMABLE_REPLICATE)
+    # None: the model repo's name, in the datasets namespace
+    hub_dataset_id: str | None = field(default=None, metadata=RESUMABLE_REPLICATE)
+    hub_private_repo: bool = field(default=False, metadata=RESUMABLE_REPLICATE)
+    # None: "<output_dir>/hub", shared by the runs of one output_dir
+    embedded_hub_root: str | None = field(default=None, metadata=RESUMABLE_REPLICATE)
 
 
 @dataclass
 class LoopConfig:
     """The generation loop and its run directory."""
 
-    run_name: str = "default"
-    output_dir: str = "runs"  # the run lives in <output_dir>/<run_name>
-    num_generations: int = 50  # generations 0 .. num_generations - 1
+    run_name: str = field(default="default", metadata=REPLICATE)
+    output_dir: str = field(default="runs", metadata=REPLICATE)  # the run lives in <output_dir>/<run_name>
+    num_generations: int = field(default=50, metadata=RESUMABLE)  # generations 0 .. num_generations - 1
 
     def __post_init__(self) -> None:
         _require(self.num_generations >= 1, "num_generations", "an integer >= 1", self.num_generations)
@@ -250,6 +247,15 @@ KEYS: dict[str, tuple[str, object]] = {
     for section, cls in SECTIONS.items()
     for f in dataclasses.fields(cls)
 }
+
+
+def keys_with(role: str) -> frozenset[str]:
+    """Keys whose field metadata sets ``role`` (``"resumable"`` or ``"replicate"``)."""
+    return frozenset(f.name for cls in SECTIONS.values() for f in dataclasses.fields(cls) if f.metadata.get(role))
+
+
+RESUMABLE_KEYS = keys_with("resumable")
+REPLICATE_KEYS = keys_with("replicate")
 
 
 def _unknown_key(key: str, where: str) -> ConfigError:
@@ -330,16 +336,35 @@ def build_config(values: dict) -> Config:
     return Config(**{name: cls(**sections[name]) for name, cls in SECTIONS.items()})
 
 
+def add_section_arguments(parser: argparse.ArgumentParser, section: str, aliases: dict[str, str] | None = None,
+                          defaults: dict[str, object] | None = None) -> None:
+    """One ``--key value`` flag per key of ``section``; ``aliases``: key -> extra flag.
+
+    A key not given stays unset in the namespace (``section_from_args`` then takes the dataclass
+    default), unless ``defaults`` gives the command its own default for it.
+    """
+    group = parser.add_argument_group(section)
+    aliases, defaults = aliases or {}, defaults or {}
+    for f in dataclasses.fields(SECTIONS[section]):
+        flags = [f"--{f.name}"] + ([aliases[f.name]] if f.name in aliases else [])
+        is_bool = KEYS[f.name][1] is bool
+        group.add_argument(*flags, dest=f.name, default=defaults.get(f.name, argparse.SUPPRESS),
+                           metavar=f.name.upper(), nargs="?" if is_bool else None, const="true" if is_bool else None,
+                           help=f"(default: {defaults.get(f.name, f.default)!r})")
+
+
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """``--config FILE`` plus one ``--key value`` flag per configuration key (defaults left unset)."""
     parser.add_argument("--config", help="YAML recipe; flags given here override its values")
-    for section, cls in SECTIONS.items():
-        group = parser.add_argument_group(section)
-        for f in dataclasses.fields(cls):
-            group.add_argument(f"--{f.name}", default=argparse.SUPPRESS, metavar=f.name.upper(),
-                               nargs="?" if KEYS[f.name][1] is bool else None,
-                               const="true" if KEYS[f.name][1] is bool else None,
-                               help=f"(default: {f.default!r})")
+    for section in SECTIONS:
+        add_section_arguments(parser, section)
+
+
+def section_from_args(args: argparse.Namespace, section: str):
+    """The ``section`` dataclass from the flags of ``add_section_arguments`` that were given (the rest: defaults)."""
+    cls = SECTIONS[section]
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: _convert(k, v) for k, v in vars(args).items() if k in names})
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

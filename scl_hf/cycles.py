@@ -2,8 +2,8 @@
 
 Notation: n = ``dataset_size`` = |D0|, λ = ``synthetic_fraction``, φ = ``fresh_fraction``,
 S_t = the samples of M_t after curation (in sampling order), and ``new(k)`` = k new rows of which
-round(φ·k) are fresh real expressions (drawn from the generator with seed ``data_seed + 1 + t + 1``,
-never a string of D0 or D_t) and the rest are the first samples of S_t.
+round(φ·k) are fresh real expressions (drawn from the generator with the stream ``seed_for(data_seed,
+"fresh", t + 1)``, never a string of D0 or D_t) and the rest are the first samples of S_t.
 
 =======================  ==================================================  ===========
 cycle                    D_{t+1}                                             |D_{t+1}|
@@ -17,9 +17,9 @@ accumulate_subsample     n rows drawn from D0 ∪ S_0 ∪ … ∪ S_t           
 =======================  ==================================================  ===========
 
 The paper's four cycles are the first four with φ = 0 (and its expanding-with-fresh-data variant
-is φ = 0.25; DESIGN.md's λ for expanding is 1 − φ). ``accumulate`` and ``accumulate_subsample`` are
+is φ = 0.25: the paper's λ for expanding is 1 − φ here). ``accumulate`` and ``accumulate_subsample`` are
 Gerstgrasser et al.'s "accumulate all data" and its fixed-size variant. "Drawn" means a uniformly
-random subset without replacement, seeded by the generation; row order inside D_{t+1} is
+random subset without replacement, from the stream ``seed_for(seed, "draw", t + 1)``; row order inside D_{t+1} is
 [rows drawn or kept, fresh rows, samples] — training shuffles anyway.
 
 Curation runs on samples before they are used, with the steps of ``curation`` in the given order:
@@ -49,14 +49,10 @@ from datasets import Dataset, concatenate_datasets
 
 from scl_hf.config import Config
 from scl_hf.expressions import make_real_dataset, parse
+from scl_hf.rundir import seed_for, tag
 
 COLUMNS = ("text", "origin", "generation", "model_revision")
 REJECT_REASONS = ("syntax_error", "false", "duplicate", "quota")
-
-
-def revision(generation: int) -> str:
-    """The tag of a generation on the Hub and in provenance columns: ``gen-07``."""
-    return f"gen-{generation:02d}"
 
 
 def rows(texts: list[str], origin: str, generation: int, model_revision: str = "") -> Dataset:
@@ -67,8 +63,9 @@ def rows(texts: list[str], origin: str, generation: int, model_revision: str = "
 
 
 def real_dataset(cfg: Config) -> Dataset:
-    """D0 with provenance (generation -1)."""
-    return rows(make_real_dataset(cfg.data.dataset_size, cfg.data.data_seed, cfg.data.generator()), "real", -1)
+    """D0 with provenance (generation -1): ``dataset_size`` unique True expressions of the ``real`` stream."""
+    texts = make_real_dataset(cfg.data.dataset_size, seed_for(cfg.data.data_seed, "real", 0), cfg.data)
+    return rows(texts, "real", -1)
 
 
 def draw(ds: Dataset, k: int, seed: int) -> Dataset:
@@ -194,11 +191,11 @@ def build_next_dataset(
         d0: the real dataset with provenance.
         current: D_t, what M_t trained on.
         samples: S_t in sampling order (uncurated).
-        sample_more: ``sample_more(k, round)`` draws k more samples from M_t (seeded by ``round``).
+        sample_more: ``sample_more(k, round)`` draws k more samples from M_t (round 1, 2, ...: fresh streams).
         pool: for ``accumulate_subsample``: D0 ∪ S_0 ∪ … ∪ S_{t-1} (curated); ignored otherwise.
     """
     cyc, n, t = cfg.cycle, cfg.data.dataset_size, generation - 1
-    seed = cfg.training.seed * 1_000_003 + generation  # subset draws differ per generation
+    seed = seed_for(cfg.training.seed, "draw", generation)
     if cyc.cycle in ("accumulate", "accumulate_subsample"):
         base, num_new = (current if cyc.cycle == "accumulate" else pool), None
     elif cyc.cycle == "full_synthetic":
@@ -215,7 +212,7 @@ def build_next_dataset(
     parts = [base]
     existing = set(base["text"])
     if num_fresh:
-        fresh = make_real_dataset(num_fresh, cfg.data.data_seed + 1 + generation, cfg.data.generator(),
+        fresh = make_real_dataset(num_fresh, seed_for(cfg.data.data_seed, "fresh", generation), cfg.data,
                                   exclude=existing | set(d0["text"]) | set(current["text"]))
         parts.append(rows(fresh, "fresh", generation))
         existing |= set(fresh)
@@ -233,7 +230,7 @@ def build_next_dataset(
         curator.offer(sample_more(k, rounds))
         extra += k
     kept = curator.finish()
-    parts.append(rows(kept, "synthetic", t, revision(t)))
+    parts.append(rows(kept, "synthetic", t, tag(t)))
     dataset = concatenate_datasets(parts)
     record = curator.record(extra) if (cyc.curation_steps or extra) else None
     if cyc.cycle == "accumulate_subsample":

@@ -43,6 +43,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 LEVELS = ("token", "char")
+COLLAPSE_THRESHOLD = 0.1  # a diversity below this (mean normalized edit distance) counts as collapsed
 
 # A word token is "(" or ")" or a maximal run of other non-whitespace characters, so garbage such as
 # "Tru)e" or "x+1" is tokenized too: "Tru", ")", "e" and "x+1".
@@ -201,15 +202,6 @@ def naive_diversity(texts: Sequence[str], level: str = "token") -> float:
         for j in range(i + 1, n):
             total += Levenshtein.normalized_distance(seqs[i], seqs[j])
     return total / (n * (n - 1) / 2)
-
-
-def num_unique(texts: Sequence[str]) -> int:
-    """Number of distinct strings (exact comparison: spacing counts).
-
-    >>> num_unique(["True", "True", "True "])
-    2
-    """
-    return len(set(texts))
 
 
 def novelty_rate(predictions: Sequence[str], references: Sequence[str]) -> float:

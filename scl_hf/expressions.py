@@ -135,18 +135,16 @@ def parse(text: str) -> Expr | None:
     return operands[0]
 
 
-def classify(text: str) -> str:
-    """Return ``"syntax_error"``, ``"false"`` or ``"true"`` for any string (Python's reading)."""
-    tree = parse(text)
+def label(tree: Expr | None) -> str:
+    """``"syntax_error"`` for None (what ``parse`` gives a non-expression), else ``"false"`` or ``"true"``."""
     if tree is None:
         return "syntax_error"
     return "true" if tree.value else "false"
 
 
-def evaluate(text: str) -> bool | None:
-    """Truth value of ``text``, or None for a syntax error."""
-    tree = parse(text)
-    return None if tree is None else tree.value
+def classify(text: str) -> str:
+    """Return ``"syntax_error"``, ``"false"`` or ``"true"`` for any string (Python's reading)."""
+    return label(parse(text))
 
 
 def depth(item: Expr | str) -> int | None:
@@ -176,23 +174,28 @@ def to_text(tree: Expr) -> str:
 
 @dataclass(frozen=True)
 class GeneratorConfig:
-    """Branching probabilities of the random generator (see the module docstring).
+    """Branching probabilities of the random generator (see the module docstring). Defaults: the paper's bounds."""
 
-    Args:
-        min_depth: smallest tree depth drawn (1 = a bare literal).
-        max_depth: largest tree depth drawn; the paper uses 1..5.
-        not_weight, and_weight, or_weight: relative odds of each operator at an inner node.
-        paren_prob: probability of redundant parentheses around a child or the whole expression.
-        true_prob: probability that a literal is ``True``.
-    """
-
-    min_depth: int = 1
+    min_depth: int = 1  # smallest tree depth drawn (1 = a bare literal); the paper: 1..5
     max_depth: int = 5
-    not_weight: float = 1.0
+    not_weight: float = 1.0  # relative odds of not / and / or at an inner node (a reconstruction)
     and_weight: float = 1.0
     or_weight: float = 1.0
-    paren_prob: float = 0.1
-    true_prob: float = 0.5
+    paren_prob: float = 0.1  # probability of redundant parentheses around a child or the whole expression
+    true_prob: float = 0.5  # probability that a literal is True
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.min_depth >= 1, "min_depth", "an integer >= 1"),
+            (self.max_depth >= self.min_depth, "max_depth", f"an integer >= min_depth={self.min_depth}"),
+            *((getattr(self, k) >= 0.0, k, "a number >= 0") for k in ("not_weight", "and_weight", "or_weight")),
+            (self.not_weight + self.and_weight + self.or_weight > 0.0, "not_weight",
+             "a number > 0 when and_weight and or_weight are 0"),
+            *((0.0 <= getattr(self, k) <= 1.0, k, "in [0, 1]") for k in ("paren_prob", "true_prob")),
+        ]
+        for ok, key, allowed in checks:
+            if not ok:
+                raise ValueError(f"{key} must be {allowed}, got {getattr(self, key)!r}")
 
 
 def _needs_parens(parent: str, child: Expr, right: bool) -> bool:
@@ -263,7 +266,7 @@ def make_real_dataset(n: int = 10_000, seed: int = 0, cfg: GeneratorConfig = Gen
 def dataset_stats(texts: list[str]) -> dict:
     """Counts a researcher checks first: size, uniqueness, labels, depth and length histograms."""
     trees = [parse(t) for t in texts]
-    labels = Counter("syntax_error" if t is None else ("true" if t.value else "false") for t in trees)
+    labels = Counter(map(label, trees))
     depths = Counter(t.depth for t in trees if t is not None)
     lengths = [len(t) for t in texts]
     return {

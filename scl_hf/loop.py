@@ -1,69 +1,59 @@
-"""The self-consuming loop: for each generation build D_t, train M_t, sample S_t, measure, save.
+"""The self-consuming loop: for each generation build D_t, train M_t, sample S_t, measure, publish.
 
-Run directory (DESIGN.md), every stage written to a temporary name and renamed when complete, so a
-kill at any moment leaves only whole stages behind and the next run redoes just the missing ones:
+Every stage of a generation is a folder or file of the run directory (``scl_hf.rundir`` lists them),
+written under a temporary name and renamed when whole, so a kill at any moment leaves only whole
+stages behind and the next run redoes just the missing ones. Everything is a function of the config
+and the files of earlier generations, and every random choice comes from ``rundir.seed_for``, so a
+resumed run produces the same datasets and metrics as an uninterrupted one (on CPU, with the same
+number of processes).
 
-    runs/<run_name>/config.yaml          resolved config, written first
-    runs/<run_name>/gen_07/train_data/   exactly what M_07 trained on (provenance columns)
-    runs/<run_name>/gen_07/pool/         accumulate_subsample only: the pool D_08 is drawn from
-    runs/<run_name>/gen_07/model/        save_pretrained output (model + tokenizer)
-    runs/<run_name>/gen_07/samples/      S_07 with label, depth and truncated columns
-    runs/<run_name>/gen_07/metrics.json  written last: the generation is complete
-
-Everything is a function of the config and the files of earlier generations, and every random
-choice is seeded from ``seed`` and the generation, so a resumed run produces the same datasets and
-metrics as an uninterrupted one (on CPU, with the same number of processes).
+All processes of a launch train and sample together; only the main process writes the run
+directory, opens the Hub (``hub.target.open_hub``) and publishes. The others never touch a Hub.
+docs/ARCHITECTURE.md draws the data flow of one generation.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list
 from datasets import Dataset, load_from_disk
 from transformers import AutoModelForCausalLM
 
-from scl_hf.config import Config, ConfigError, diff_configs, load_config, save_config
-from scl_hf.cycles import NextDataset, build_next_dataset, real_dataset, revision
-from scl_hf.expressions import parse
-from scl_hf.metrics import compute_metrics
+from scl_hf.config import RESUMABLE_KEYS, Config, ConfigError, diff_configs, load_config, save_config
+from scl_hf.cycles import NextDataset, build_next_dataset, real_dataset
+from scl_hf.errors import SclHfError
+from scl_hf.expressions import label, parse
+from scl_hf.measures import compute_metrics
 from scl_hf.model import make_model
+from scl_hf.rundir import (
+    CONFIG,
+    CURATION,
+    METRICS,
+    MODEL,
+    POOL,
+    SAMPLES,
+    SAMPLING,
+    TRAIN_DATA,
+    TRAIN_HISTORY,
+    TRAIN_RESULT,
+    gen_dir,
+    is_complete,
+    read_json,
+    seed_for,
+    tag,
+    write_atomically,
+    write_json,
+)
 from scl_hf.sample import sample_expressions
 from scl_hf.tokenizer import build_tokenizer
 from scl_hf.train import make_accelerator, train_model
-
-# Keys that may change between a run and its resume: they do not alter any finished generation.
-RESUMABLE_KEYS = frozenset({"num_generations", "report_to", "logging_steps", "push_to_hub", "publish", "hub_model_id",
-                            "hub_dataset_id", "hub_private_repo", "embedded_hub_root"})
-
-
-def gen_dir(run_dir: Path, generation: int) -> Path:
-    return run_dir / f"gen_{generation:02d}"
-
-
-def is_complete(run_dir: Path, generation: int) -> bool:
-    return (gen_dir(run_dir, generation) / "metrics.json").is_file()
-
-
-def _write_atomically(final: Path, write) -> None:
-    """Call ``write(tmp_path)``, then rename tmp to ``final``: readers see all of it or nothing."""
-    tmp = final.with_name(f".tmp-{final.name}")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    if tmp.exists():
-        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
-    write(tmp)
-    if final.exists():
-        shutil.rmtree(final) if final.is_dir() else final.unlink()
-    os.replace(tmp, final)
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    _write_atomically(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8"))
 
 
 def check_resume(cfg: Config, allow_config_change: bool = False) -> None:
@@ -72,7 +62,7 @@ def check_resume(cfg: Config, allow_config_change: bool = False) -> None:
     Raises:
         ConfigError: listing every differing key, unless ``allow_config_change`` is True.
     """
-    saved = cfg.run_dir / "config.yaml"
+    saved = cfg.run_dir / CONFIG
     if not saved.is_file():
         return
     changed = [(k, a, b) for k, a, b in diff_configs(load_config(saved), cfg) if k not in RESUMABLE_KEYS]
@@ -82,16 +72,24 @@ def check_resume(cfg: Config, allow_config_change: bool = False) -> None:
                           "Use another run_name, or pass --allow_config_change to continue with the new values.")
 
 
-def _samples_dataset(texts: list[str], truncated: list[bool], generation: int) -> Dataset:
+def samples_dataset(texts: list[str], truncated: list[bool], generation: int) -> Dataset:
+    """S_t as saved: each sample with its label, depth (-1: syntax error), truncation and provenance."""
     trees = [parse(t) for t in texts]
     return Dataset.from_dict({
         "text": texts,
-        "label": ["syntax_error" if t is None else ("true" if t.value else "false") for t in trees],
-        "depth": [-1 if t is None else t.depth for t in trees],
+        "label": [label(tree) for tree in trees],
+        "depth": [-1 if tree is None else tree.depth for tree in trees],
         "truncated": truncated,
         "generation": [generation] * len(texts),
-        "model_revision": [revision(generation)] * len(texts),
+        "model_revision": [tag(generation)] * len(texts),
     })
+
+
+def _save_model(model, tokenizer, train_result: dict, folder: Path) -> None:
+    """``save_pretrained`` of the model and its tokenizer, and the ``train`` block of metrics.json next to them."""
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    write_json(folder / TRAIN_RESULT, train_result)
 
 
 def _origin_counts(ds: Dataset) -> dict:
@@ -100,20 +98,18 @@ def _origin_counts(ds: Dataset) -> dict:
 
 
 class Loop:
-    """One run: the config, its directory, one Accelerator and the tokenizer, shared by all generations."""
+    """One run: the config, its directory, one Accelerator, the tokenizer and D0, shared by all generations."""
 
-    def __init__(self, cfg: Config, accelerator: Accelerator, hub_target=None):
+    def __init__(self, cfg: Config, accelerator: Accelerator, hub=None):
         self.cfg = cfg
         self.acc = accelerator
         self.run_dir = cfg.run_dir
-        self.hub_target = hub_target
+        self.hub = hub  # a HubTarget on the main process when publishing, else None
         self.tokenizer = build_tokenizer(cfg.model.n_positions)
         self.d0 = real_dataset(cfg)
 
     def print(self, *args) -> None:
         self.acc.print(*args, flush=True)
-
-    # --- stages: each returns what later stages need, from disk when it was already done ---
 
     def _missing(self, path: Path) -> bool:
         """Whether ``path`` is missing, as every process saw it before any of them writes it."""
@@ -121,126 +117,109 @@ class Loop:
         self.acc.wait_for_everyone()
         return missing
 
-    def _stage(self, path: Path, make, save) -> None:
-        """Run ``make()`` on every process if ``path`` is missing; the main process saves it atomically."""
-        if self._missing(path):
-            value = make()
-            if self.acc.is_main_process:
-                _write_atomically(path, lambda tmp: save(value, tmp))
-            self.acc.wait_for_everyone()
-
-    def train_data(self, t: int) -> tuple[Dataset, dict | None]:
-        path = gen_dir(self.run_dir, t) / "train_data"
-        record_path = gen_dir(self.run_dir, t) / "curation.json"
-        if t == 0:
-            self._stage(path, lambda: NextDataset(self.d0, None), self._save_next)
-        else:
-            self._stage(path, lambda: self.next_dataset(t), self._save_next)
-        record = json.loads(record_path.read_text()) if record_path.exists() else None
-        return load_from_disk(str(path)), record
-
-    def _save_next(self, nxt: NextDataset, tmp: Path) -> None:
-        # pool and curation record first: train_data's rename is what marks the stage complete
-        parent = tmp.parent
-        if nxt.pool is not None:
-            _write_atomically(parent / "pool", lambda p: nxt.pool.save_to_disk(str(p)))
-        _write_json(parent / "curation.json", {"curation": nxt.curation})
-        nxt.dataset.save_to_disk(str(tmp))
-
     def next_dataset(self, t: int) -> NextDataset:
         """D_t from D0, D_{t-1}, S_{t-1} and, when curation needs more samples, M_{t-1}."""
         prev = gen_dir(self.run_dir, t - 1)
-        current = load_from_disk(str(prev / "train_data"))
-        samples = load_from_disk(str(prev / "samples"))["text"]
-        pool = load_from_disk(str(prev / "pool")) if (prev / "pool").exists() else self.d0
+        current = load_from_disk(str(prev / TRAIN_DATA))
+        samples = load_from_disk(str(prev / SAMPLES))["text"]
+        pool = load_from_disk(str(prev / POOL)) if (prev / POOL).exists() else self.d0
         model = None
 
         def sample_more(k: int, round_: int) -> list[str]:
             nonlocal model
             if model is None:
-                model = AutoModelForCausalLM.from_pretrained(prev / "model")
-            seed = self._seed(t - 1) * 1000 + round_  # fresh randomness per round, same on resume
+                model = AutoModelForCausalLM.from_pretrained(prev / MODEL)
+            seed = seed_for(self.cfg.training.seed, "sample", t - 1, round=round_)
             return sample_expressions(model, self.tokenizer, self.cfg.sampling, self.acc, seed=seed,
                                       num_samples=k).texts
 
         return build_next_dataset(self.cfg, t, self.d0, current, samples, sample_more, pool=pool)
 
-    def _seed(self, t: int) -> int:
-        return self.cfg.training.seed + t
+    def generation(self, t: int) -> dict | None:
+        """Generation t, stage by stage; each stage that is already on disk is read instead of redone.
 
-    def model(self, t: int, data: Dataset):
-        path = gen_dir(self.run_dir, t) / "model"
-        if self._missing(path):
-            torch.manual_seed(self._seed(t))
-            if self.cfg.training.init_from == "previous" and t > 0:
-                model = AutoModelForCausalLM.from_pretrained(gen_dir(self.run_dir, t - 1) / "model")
+        Returns the ``metrics.json`` payload on the main process, None on the others.
+        """
+        cfg, acc, folder, start = self.cfg, self.acc, gen_dir(self.run_dir, t), time.time()
+        main = acc.is_main_process
+
+        # Data: D_t. D0 for t = 0, else built by the cycle from D_{t-1} and S_{t-1}. The pool and the
+        # curation record are written before train_data, whose rename marks the stage complete.
+        if self._missing(folder / TRAIN_DATA):
+            nxt = NextDataset(self.d0, None) if t == 0 else self.next_dataset(t)
+            if main:
+                if nxt.pool is not None:
+                    write_atomically(folder / POOL, lambda tmp: nxt.pool.save_to_disk(str(tmp)))
+                if nxt.curation is not None:
+                    write_json(folder / CURATION, nxt.curation)
+                write_atomically(folder / TRAIN_DATA, lambda tmp: nxt.dataset.save_to_disk(str(tmp)))
+            acc.wait_for_everyone()
+        data = load_from_disk(str(folder / TRAIN_DATA))
+        curation = read_json(folder / CURATION) if (folder / CURATION).is_file() else None
+
+        # Model: M_t, trained on D_t from fresh weights or from M_{t-1}'s (init_from).
+        if self._missing(folder / MODEL):
+            seed = seed_for(cfg.training.seed, "train", t)
+            torch.manual_seed(seed)
+            if cfg.training.init_from == "previous" and t > 0:
+                model = AutoModelForCausalLM.from_pretrained(gen_dir(self.run_dir, t - 1) / MODEL)
             else:
-                model = make_model(self.cfg.model, self.tokenizer)
-            res = train_model(model, self.tokenizer, data, self.cfg.training, self.acc, seed=self._seed(t),
-                              step_offset=t * self.cfg.training.max_steps)
-            result = res.to_json()
-            if self.acc.is_main_process:
-                def save(tmp: Path) -> None:
-                    model.save_pretrained(tmp)
-                    self.tokenizer.save_pretrained(tmp)
-                    (tmp / "train_result.json").write_text(json.dumps(result, indent=2) + "\n")
-                _write_atomically(path, save)
-            self.acc.wait_for_everyone()
+                model = make_model(cfg.model, self.tokenizer)
+            result = train_model(model, self.tokenizer, data, cfg.training, acc, seed=seed,
+                                 step_offset=t * cfg.training.max_steps)
+            if main:
+                write_json(folder / TRAIN_HISTORY, result.history)
+                write_atomically(folder / MODEL, partial(_save_model, model, self.tokenizer, result.to_json()))
+            acc.wait_for_everyone()
             del model
-        model = AutoModelForCausalLM.from_pretrained(path)
-        result = json.loads((path / "train_result.json").read_text())
-        return model, result
+        model = AutoModelForCausalLM.from_pretrained(folder / MODEL)
+        train = read_json(folder / MODEL / TRAIN_RESULT)
 
-    def samples(self, t: int, model) -> tuple[Dataset, dict]:
-        path = gen_dir(self.run_dir, t) / "samples"
-        info_path = gen_dir(self.run_dir, t) / "sampling.json"
+        # Samples: S_t, drawn from M_t by all processes together.
+        if self._missing(folder / SAMPLES):
+            drawn = sample_expressions(model, self.tokenizer, cfg.sampling, acc,
+                                       seed=seed_for(cfg.training.seed, "sample", t))
+            if main:
+                write_json(folder / SAMPLING, {"num_samples": len(drawn.texts),
+                                               "num_truncated": sum(drawn.truncated), "seconds": drawn.seconds})
+                dataset = samples_dataset(drawn.texts, drawn.truncated, t)
+                write_atomically(folder / SAMPLES, lambda tmp: dataset.save_to_disk(str(tmp)))
+            acc.wait_for_everyone()
+        samples = load_from_disk(str(folder / SAMPLES))
+        sampling = read_json(folder / SAMPLING)
+        del model
 
-        def make():
-            res = sample_expressions(model, self.tokenizer, self.cfg.sampling, self.acc, seed=self._seed(t))
-            info = {"num_samples": len(res.texts), "num_truncated": sum(res.truncated), "seconds": res.seconds}
-            return _samples_dataset(res.texts, res.truncated, t), info
-
-        def save(value, tmp: Path) -> None:
-            _write_json(info_path, value[1])
-            value[0].save_to_disk(str(tmp))
-
-        self._stage(path, make, save)
-        return load_from_disk(str(path)), json.loads(info_path.read_text())
-
-    # --- one generation and the whole run ---
-
-    def generation(self, t: int) -> dict:
-        start = time.time()
-        data, curation = self.train_data(t)
-        model, train = self.model(t, data)
-        samples, sampling = self.samples(t, model)
+        # Metrics: correctness and diversity of S_t, novelty against D_t; metrics.json marks t complete.
         payload = None
-        if self.acc.is_main_process:
-            metrics = compute_metrics(samples["text"], references=data["text"])
+        if main:
+            metrics = compute_metrics(samples["text"], training_texts=data["text"])
             payload = {
                 "generation": t,
                 "metrics": metrics,
                 "train": train,
                 "sampling": sampling,
-                "data": {"num_rows": len(data), "origin_counts": _origin_counts(data),
-                         "curation": curation["curation"] if curation else None},
+                "data": {"num_rows": len(data), "origin_counts": _origin_counts(data), "curation": curation},
             }
-            _write_json(gen_dir(self.run_dir, t) / "metrics.json", payload)
+            write_json(folder / METRICS, payload)
             m = metrics
             self.print(f"gen {t:02d} | true {m['true_rate']:.3f} false {m['false_rate']:.3f} "
                        f"syntax {m['syntax_error_rate']:.3f} | diversity {m['diversity']:.4f} | "
                        f"unique {m['unique_rate']:.3f} | val_loss {train['best_val_loss']:.4f} | "
                        f"rows {len(data)} | {time.time() - start:.1f}s")
-            self.acc.log({f"generation/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}, step=t)
-        self.acc.wait_for_everyone()
+            acc.log({f"generation/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}, step=t)
+        acc.wait_for_everyone()
+        acc.free_memory()
+
+        # Publish: generation t to the run's Hub (main process only).
+        self.publish(t)
         return payload
 
     def publish(self, t: int) -> None:
-        """Publish generation t (main process; idempotent, so a resumed run re-checks finished ones)."""
-        if self.acc.is_main_process and self.hub_target is not None:
+        """Publish generation t (idempotent, so a resumed run re-checks finished ones); main process only."""
+        if self.hub is not None:
             from scl_hf.hub.publish import publish_generation
 
-            publish_generation(self.run_dir, t, self.cfg, self.hub_target)
+            publish_generation(self.run_dir, t, self.cfg, self.hub)
 
     def report(self) -> None:
         """Refresh report.md and its figures from the run directory (main process, well under a second)."""
@@ -250,46 +229,80 @@ class Loop:
             write_run_report(self.run_dir)
 
     def run(self) -> Path:
+        where = f", publishing to {self.hub.endpoint}" if self.hub is not None else ""
         self.print(f"{self.run_dir}: {self.cfg.cycle.cycle}, curation {self.cfg.cycle.curation}, "
                    f"{self.cfg.loop.num_generations} generations on {self.acc.num_processes} process(es), "
-                   f"{self.acc.device}")
+                   f"{self.acc.device}{where}")
         for t in range(self.cfg.loop.num_generations):
             if is_complete(self.run_dir, t):
                 self.print(f"gen {t:02d} | complete, skipped")
                 self.publish(t)
             else:
                 self.generation(t)
-                self.acc.free_memory()
-                self.publish(t)
                 self.report()  # after every generation, so a running experiment can be watched
             self.acc.wait_for_everyone()
         self.report()
         return self.run_dir
 
 
-def _quiet_libraries() -> None:
-    """One progress bar (training) and one line per generation: silence the libraries' own bars."""
+@contextmanager
+def quiet_libraries() -> Iterator[None]:
+    """One progress bar (training) and one line per generation: the libraries' bars are off within, as before after."""
     import datasets
-    import huggingface_hub
-    import transformers
+    import huggingface_hub.utils
+    import transformers.utils.logging as tlog
 
-    datasets.disable_progress_bars()
-    huggingface_hub.utils.disable_progress_bars()
-    transformers.utils.logging.disable_progress_bar()
+    switches = [  # datasets' switch also flips huggingface_hub's: restored first, so the latter's own state wins
+        (datasets.is_progress_bar_enabled, datasets.enable_progress_bars, datasets.disable_progress_bars),
+        (tlog.is_progress_bar_enabled, tlog.enable_progress_bar, tlog.disable_progress_bar),
+        (lambda: not huggingface_hub.utils.are_progress_bars_disabled(), huggingface_hub.utils.enable_progress_bars,
+         huggingface_hub.utils.disable_progress_bars),
+    ]
+    was = [is_enabled() for is_enabled, _, _ in switches]
+    for _, _, disable in switches:
+        disable()
+    try:
+        yield
+    finally:
+        for enabled, (_, enable, disable) in zip(was, switches, strict=True):
+            enable() if enabled else disable()
 
 
-def run_loop(cfg: Config, allow_config_change: bool = False, hub_target=None) -> Path:
-    """Run (or resume) the loop described by ``cfg``; returns the run directory."""
-    _quiet_libraries()
+def _open_hub_everywhere(cfg: Config, accelerator: Accelerator):
+    """The run's Hub on the main process (None elsewhere); its error raised on every process, before any training."""
+    from scl_hf.hub.target import open_hub
+
+    hub, message = None, [None]
+    if accelerator.is_main_process:
+        try:
+            hub = open_hub(cfg)
+        except SclHfError as err:
+            message = [str(err)]
+            if accelerator.num_processes == 1:
+                raise
+    if accelerator.num_processes > 1:
+        broadcast_object_list(message)
+        if message[0] is not None:
+            if hub is not None:
+                hub.close()
+            raise ConfigError(message[0])
+    return hub
+
+
+def run_loop(cfg: Config, allow_config_change: bool = False) -> Path:
+    """Run (or resume) the loop described by ``cfg``, publishing as its ``hub`` keys say; returns the run directory."""
     check_resume(cfg, allow_config_change)  # on every process, so that all of them stop together
     accelerator = make_accelerator(cfg.training, project_dir=str(cfg.run_dir))
-    if accelerator.is_main_process:
-        cfg.run_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomically(cfg.run_dir / "config.yaml", lambda tmp: save_config(cfg, tmp))
-    accelerator.wait_for_everyone()
-    if cfg.training.report_to != "none":
-        accelerator.init_trackers(cfg.loop.run_name, config=cfg.to_flat())
-    try:
-        return Loop(cfg, accelerator, hub_target).run()
-    finally:
-        accelerator.end_training()
+    with quiet_libraries():
+        hub = _open_hub_everywhere(cfg, accelerator)
+        try:
+            if accelerator.is_main_process:
+                write_atomically(cfg.run_dir / CONFIG, lambda tmp: save_config(cfg, tmp))
+            accelerator.wait_for_everyone()
+            if cfg.training.report_to != "none":
+                accelerator.init_trackers(cfg.loop.run_name, config=cfg.to_flat())
+            return Loop(cfg, accelerator, hub).run()
+        finally:
+            if hub is not None:
+                hub.close()
+            accelerator.end_training()

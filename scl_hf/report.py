@@ -49,10 +49,10 @@ from matplotlib.ticker import MaxNLocator
 
 from scl_hf import cycles
 from scl_hf.config import REPLICATE_KEYS, SECTIONS, Config, load_config
+from scl_hf.diversity import COLLAPSE_THRESHOLD
 from scl_hf.errors import RunDirError  # raised by load_run for a folder that is not a run directory
 from scl_hf.rundir import CONFIG, METRICS, TRAIN_HISTORY, generation_dirs, read_json, write_atomically, write_text
 
-DEFAULT_THRESHOLD = 0.1  # "diversity collapsed": below this mean normalized edit distance between samples
 BOOTSTRAP_RESAMPLES = 2000  # resamples of the runs in a group for the 95% interval of the mean
 BOOTSTRAP_SEED = 0  # fixed, so the same runs always give the same band
 LABEL_COLORS = {"syntax_error": "#d62728", "false": "#ff7f0e", "true": "#2ca02c"}  # red, orange, green
@@ -168,7 +168,7 @@ def bootstrap_interval(values, *, confidence: float = 0.95, num_resamples: int =
     return float(low), float(high)
 
 
-def summarize(generations: list[int], diversity: list, true_rate: list, threshold: float = DEFAULT_THRESHOLD) -> dict:
+def summarize(generations: list[int], diversity: list, true_rate: list, threshold: float = COLLAPSE_THRESHOLD) -> dict:
     """The collapse summary of one curve: diversity at the first and last generation, its relative decline,
     the first generation below ``threshold`` (None: never) and the true_rate peak (the first on ties)."""
     div = [(g, d) for g, d in zip(generations, diversity, strict=True) if d is not None]
@@ -441,7 +441,7 @@ def _curation(run: Run) -> list[tuple[int, dict]]:
     return [(gen, c) for gen, c in pairs if isinstance(c, dict)]
 
 
-def write_run_report(run_dir: str | Path, *, threshold: float = DEFAULT_THRESHOLD) -> Path:
+def write_run_report(run_dir: str | Path, *, threshold: float = COLLAPSE_THRESHOLD) -> Path:
     """Write ``report.md`` and its PNG figures into ``run_dir``; returns the path of ``report.md``.
 
     Works on incomplete and running runs (complete generations only; the others are named). Raises
@@ -589,7 +589,7 @@ def run_list_columns(out: Path) -> list[Column]:
 
 
 def write_comparison_report(run_dirs: list[str | Path], output_dir: str | Path, *,
-                            threshold: float = DEFAULT_THRESHOLD) -> Path:
+                            threshold: float = COLLAPSE_THRESHOLD) -> Path:
     """Write ``comparison.md``, ``comparison_diversity.png`` and ``comparison_true_rate.png`` into ``output_dir``.
 
     Runs whose configs differ only in ``REPLICATE_KEYS`` are one group (mean and 95% bootstrap band over

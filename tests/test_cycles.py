@@ -3,7 +3,7 @@
 import pytest
 
 from scl_hf.config import build_config
-from scl_hf.cycles import Curator, build_next_dataset, real_dataset, revision, rows
+from scl_hf.cycles import Curator, build_next_dataset, real_dataset, rows
 from scl_hf.expressions import classify, make_real_dataset
 
 N = 20
@@ -160,7 +160,3 @@ def test_dedup_also_drops_samples_already_in_the_joined_rows():
                              never_called)
     assert out.dataset["text"][4:] == ["(True)", "not True", "False", "True and True"]
     assert out.curation["rejected"]["duplicate"] == 2
-
-
-def test_revision_names():
-    assert revision(0) == "gen-00" and revision(7) == "gen-07" and revision(123) == "gen-123"

@@ -16,7 +16,7 @@ from scl_hf.expressions import (
     classify,
     dataset_stats,
     depth,
-    evaluate,
+    label,
     make_real_dataset,
     parse,
     random_tree,
@@ -87,11 +87,18 @@ def test_deep_nesting_is_linear_and_recursion_free():
     assert len(to_text(parse("(" * 50_000 + "False" + ")" * 50_000))) == 100_005
 
 
+def test_label_is_the_one_rule_behind_classify():
+    assert label(None) == "syntax_error"
+    assert label(parse("True and False")) == "false" and label(parse("not False")) == "true"
+    for text in ["", "True or", "(True)", "not not False", "False or (True and not True)"]:
+        assert classify(text) == label(parse(text))
+
+
 def test_non_strings_and_huge_garbage_never_raise():
     assert classify(None) == "syntax_error"
     assert classify(b"True") == "syntax_error"
     assert classify("\x00" * 10_000) == "syntax_error"
-    assert evaluate("True or") is None and depth("nonsense") is None
+    assert parse("True or") is None and depth("nonsense") is None
 
 
 token_strings = st.lists(st.sampled_from(["True", "False", "and", "or", "not", "(", ")"]), max_size=14)

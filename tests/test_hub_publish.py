@@ -19,13 +19,15 @@ from huggingface_hub import HfApi, hf_hub_download
 
 from scl_hf.cli import main
 from scl_hf.config import parse_config
+from scl_hf.errors import RunDirError
 from scl_hf.expressions import classify
+from scl_hf.hub.load import point_libraries_at
 from scl_hf.hub.publish import publish_generation
 from scl_hf.hub.server import HubServer
 from scl_hf.hub.sync import sync_run
-from scl_hf.hub.target import REAL_ENDPOINT, configure_hub, point_libraries_at
+from scl_hf.hub.target import REAL_ENDPOINT, HubTarget, embedded_repo_ids
 from scl_hf.loop import run_loop
-from scl_hf.metrics import compute_metrics
+from scl_hf.metrics import compute_metrics, space_files
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--config", str(ROOT / "configs" / "smoke.yaml"), "--dataset_size", "40", "--num_samples", "40",
@@ -36,19 +38,16 @@ TINY = ["--config", str(ROOT / "configs" / "smoke.yaml"), "--dataset_size", "40"
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
-    """Two generations of the tiny loop, published by the loop itself to an embedded Hub in this process."""
+    """Two generations of the tiny loop, published by ``run_loop`` itself (its own embedded Hub, stopped when it
+    returns); then the same store served again here, to look at what was published."""
     out = tmp_path_factory.mktemp("publish")
     cfg = parse_config([*TINY, "--output_dir", str(out / "runs"), "--embedded_hub_root", str(out / "hub")])
-    saved = {k: os.environ.get(k) for k in ("HF_ENDPOINT", "HF_HUB_DISABLE_XET")}
-    target = configure_hub(cfg)
+    run_loop(cfg)
+    server = HubServer(out / "hub", port=0).start()
     try:
-        run_loop(cfg, hub_target=target)
-        yield cfg, target
+        yield cfg, HubTarget(server.url, None, *embedded_repo_ids(cfg), embedded=True, server=server)
     finally:
-        target.stop()
-        point_libraries_at(REAL_ENDPOINT, xet=False)  # modules imported meanwhile go back to the default
-        for key, value in saved.items():
-            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+        server.stop()
 
 
 def file_table(api: HfApi, repo: str, repo_type: str, revision: str) -> dict:
@@ -88,7 +87,8 @@ def test_each_generation_is_one_tagged_commit(published):
         "gen-01/train-00000-of-00001.parquet"]
 
     metrics = json.loads((cfg.run_dir / "gen_01" / "metrics.json").read_text())
-    record = json.loads(Path(hf_hub_download(model, "generation.json", revision="gen-01")).read_text())
+    record = json.loads(Path(hf_hub_download(model, "generation.json", revision="gen-01", endpoint=target.endpoint,
+                                                token=False)).read_text())
     assert record["generation"] == 1 and record["config_hash"] == cfg.hash()
     assert record["metrics"] == metrics["metrics"] and record["data"] == metrics["data"]
     assert record["parent"]["samples_from"] == {"repo": model, "revision": "gen-00"}
@@ -101,9 +101,14 @@ def test_each_generation_is_one_tagged_commit(published):
     for gen in ("gen_00", "gen_01"):  # publishing leaves the run directory as the loop wrote it
         for folder in ("train_data", "samples"):
             assert not list((cfg.run_dir / gen / folder).glob("cache-*")), (gen, folder)
-    space_files = api.list_repo_files(target.space_repo_id, repo_type="space")
-    assert {"boolean_expressions.py", "README.md", "app.py", "requirements.txt"} <= set(space_files)
-    assert not [f for f in space_files if f.endswith(".pyc")]
+    # the Space holds the module folder's files and the package's own modules, byte for byte
+    published_files = set(api.list_repo_files(target.space_repo_id, repo_type="space")) - {".gitattributes"}
+    assert published_files == set(space_files()) >= {"boolean_expressions.py", "README.md", "app.py",
+                                                     "requirements.txt", "measures.py", "expressions.py",
+                                                     "diversity.py"}
+    for name, source in space_files().items():
+        copy = hf_hub_download(target.space_repo_id, name, repo_type="space", endpoint=target.endpoint, token=False)
+        assert Path(copy).read_bytes() == source.read_bytes(), name
 
 
 @pytest.mark.slow
@@ -115,7 +120,7 @@ def test_resume_republishes_nothing_and_finishes_an_interrupted_publish(publishe
               [c.commit_id for c in api.list_repo_commits(data, repo_type="dataset")])
     tags = {t.name: t.target_commit for t in api.list_repo_refs(model).tags}
 
-    run_loop(cfg, hub_target=target)  # resume: every generation complete, published again
+    run_loop(cfg)  # resume: every generation complete, published again
     result = publish_generation(cfg.run_dir, 1, cfg, target)
     assert (result["model"]["created"], result["dataset"]["created"]) == (False, False)
 
@@ -128,12 +133,27 @@ def test_resume_republishes_nothing_and_finishes_an_interrupted_publish(publishe
     assert after == before
     assert {t.name: t.target_commit for t in api.list_repo_refs(model).tags} == tags
 
-    with pytest.raises(ValueError, match="gen_05/metrics.json is missing"):
+    with pytest.raises(RunDirError, match="gen_05/metrics.json is missing"):
         publish_generation(cfg.run_dir, 5, cfg, target)
 
 
 LOAD_SCRIPT = textwrap.dedent("""
     import json, sys
+
+
+    class NoSclHf:  # as if scl_hf were not installed: the published model, data and metric need none of it
+        def find_spec(self, name, path=None, target=None):
+            if name.partition(".")[0] == "scl_hf":
+                raise ModuleNotFoundError(f"No module named {name!r}")
+
+
+    sys.meta_path.insert(0, NoSclHf())
+    try:
+        import scl_hf
+    except ModuleNotFoundError:
+        pass
+    else:
+        raise AssertionError("scl_hf is importable")
     import evaluate
     import torch
     from datasets import load_dataset
@@ -156,7 +176,11 @@ LOAD_SCRIPT = textwrap.dedent("""
             "samples": data["samples"].to_dict(),
         }
     out["tags"] = [t.name for t in HfApi().list_repo_refs(model_repo).tags]
-    out["metric"] = evaluate.load(space_repo).compute(predictions=out["gen-01"]["samples"]["text"])
+    metric = evaluate.load(space_repo)
+    out["metric"] = metric.compute(predictions=out["gen-01"]["samples"]["text"])
+    out["metric_novelty"] = metric.compute(predictions=out["gen-01"]["samples"]["text"],
+                                           training_texts=out["gen-01"]["train"]["text"])
+    out["scl_hf_loaded"] = sorted(m for m in sys.modules if m.partition(".")[0] == "scl_hf")
     print(json.dumps(out))
 """)
 
@@ -190,16 +214,29 @@ def test_fresh_process_loads_both_generations_with_stock_libraries(published, tm
     assert set(out["gen-01"]["train"]["model_revision"]) == {"gen-00"}  # full_synthetic: all samples of M_00
     metrics = json.loads((cfg.run_dir / "gen_01" / "metrics.json").read_text())["metrics"]
     expected = compute_metrics(out["gen-01"]["samples"]["text"])
-    assert out["metric"] == expected
+    assert out["metric"] == expected and out["scl_hf_loaded"] == []
     assert {k: v for k, v in metrics.items() if k != "novelty_rate"} == expected
+    assert out["metric_novelty"] == metrics  # the loop's own numbers, novelty against D_1 included
 
 
 @pytest.mark.slow
-def test_in_process_loading_and_the_sample_command(published, capsys):
-    """In this process the libraries were imported before configure_hub: they work through the patched endpoint."""
+def test_in_process_loading_and_the_sample_command(published, capsys, monkeypatch):
+    """The read path in a process that imported the libraries already: ``point_libraries_at`` points them."""
     cfg, target = published
     import evaluate
 
+    for key in ("HF_ENDPOINT", "HF_HUB_DISABLE_XET"):
+        monkeypatch.setenv(key, os.environ.get(key, ""))  # restored after the test
+        if not os.environ[key]:
+            monkeypatch.delenv(key)
+    point_libraries_at(target.endpoint)
+    try:
+        _in_process_loading(cfg, target, capsys, evaluate)
+    finally:
+        point_libraries_at(REAL_ENDPOINT)  # modules imported meanwhile go back to the default
+
+
+def _in_process_loading(cfg, target, capsys, evaluate):
     import scl_hf
     from scl_hf.config import SamplingConfig
     from scl_hf.hub.load import list_generations, load_generation, load_generation_data
@@ -224,7 +261,7 @@ def test_in_process_loading_and_the_sample_command(published, capsys):
     assert [s["text"] for s in out["samples"]] == direct.texts
 
     assert main(["sample", "--repo", target.model_repo_id, "--generation", "1", "-n", "0"]) == 2
-    assert "-n/--num_samples must be an integer >= 1" in capsys.readouterr().err
+    assert "num_samples must be an integer >= 1, got 0" in capsys.readouterr().err
     assert main(["sample", "--repo", "x/y", "--generation", "0", "--hub_root", "a", "--endpoint", "b"]) == 2
     assert "at most one of --hub_root" in capsys.readouterr().err
 
@@ -259,56 +296,76 @@ def test_sync_replays_generations_to_another_server(published, tmp_path, capsys)
         dst.stop()
 
 
-CONFIGURE_SCRIPT = textwrap.dedent("""
-    import json, os, sys, warnings
-    from scl_hf.config import build_config
-    from scl_hf.hub import target as t
+# --- where a run publishes: decided by open_hub, checked before any training ------------------------------
 
-    out = {}
-    base = {"run_name": "r", "output_dir": sys.argv[1]}
-    out["off"] = t.configure_hub(build_config({**base, "publish": False}))
-    os.environ["HF_TOKEN"] = "hf_secret"
-    real = t.configure_hub(build_config({**base, "push_to_hub": True, "hub_model_id": "me/m"}))
-    out["real"] = [real.endpoint, real.token, real.model_repo_id, real.dataset_repo_id, real.embedded,
-                   real.server is None, os.environ["HF_ENDPOINT"], os.environ.get("HF_HUB_DISABLE_XET")]
-    del os.environ["HF_TOKEN"]
-    os.environ["HF_ENDPOINT"] = "https://example.invalid"
-    token_file = os.path.join(sys.argv[1], "token")
-    open(token_file, "w").write("hf_from_file\\n")
-    os.environ["HF_TOKEN_PATH"] = token_file
-    out["token_file"] = t.find_token()
-    os.remove(token_file)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        lead = t.configure_hub(build_config({**base, "push_to_hub": True, "hub_dataset_id": "scl-hf/d"}))
-    out["warned"] = [str(w.message)[:40] for w in caught]
-    out["lead"] = [lead.embedded, lead.model_repo_id, lead.dataset_repo_id, lead.space_repo_id,
-                   lead.endpoint == os.environ["HF_ENDPOINT"], os.environ["HF_HUB_DISABLE_XET"],
-                   os.path.isfile(os.path.join(sys.argv[1], "hub", "server.json"))]
-    os.environ["RANK"] = "1"
-    follower = t.configure_hub(build_config(base))
-    out["follower"] = [follower.endpoint == lead.endpoint, follower.server is None]
-    lead.stop()
-    t.FOLLOWER_WAIT_SECONDS = 0.3
-    alone = t.configure_hub(build_config(base))
-    out["alone"] = [alone.endpoint, os.environ.get("HF_HUB_OFFLINE")]
-    out["hf_imported"] = [m for m in ("huggingface_hub", "datasets", "transformers", "evaluate") if m in sys.modules]
-    print(json.dumps(out))
+
+@pytest.fixture
+def guarded_hub(tmp_path, monkeypatch):
+    """An embedded Hub served with a token, standing in for the real Hub (its whoami: user "user", no orgs)."""
+    server = HubServer(tmp_path / "guarded", port=0, token="hf_right").start()
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    yield server
+    server.stop()
+
+
+def hub_config(tmp_path, *extra):
+    return parse_config([*TINY, "--output_dir", str(tmp_path / "runs"), "--push_to_hub", "true", *extra])
+
+
+def test_push_to_hub_without_a_token_fails_before_training(guarded_hub, tmp_path):
+    from scl_hf.config import ConfigError
+
+    with pytest.raises(ConfigError, match="no Hugging Face token was found.*HF_TOKEN.*hf auth login"):
+        run_loop(hub_config(tmp_path))
+    assert not (tmp_path / "runs" / "e2e" / "gen_00").exists()
+    assert main(["run", *TINY, "--output_dir", str(tmp_path / "runs"), "--push_to_hub", "true"]) == 2
+
+
+def test_push_to_hub_checks_the_token_and_the_namespace(guarded_hub, tmp_path, monkeypatch):
+    from scl_hf.config import ConfigError
+    from scl_hf.hub.target import open_hub
+
+    monkeypatch.setenv("HF_TOKEN", "hf_wrong")
+    with pytest.raises(ConfigError, match="refused the Hugging Face token"):
+        open_hub(hub_config(tmp_path))
+    monkeypatch.setenv("HF_TOKEN", "hf_right")
+    target = open_hub(hub_config(tmp_path))
+    assert (target.endpoint, target.token, target.embedded, target.server) == (guarded_hub.url, "hf_right", False,
+                                                                              None)
+    assert (target.model_repo_id, target.dataset_repo_id, target.space_repo_id) == (
+        "user/e2e", "user/e2e", "user/boolean_expressions")  # <your user>/<run_name>
+    assert open_hub(hub_config(tmp_path, "--hub_dataset_id", "user/d")).dataset_repo_id == "user/d"
+    for key in ("hub_model_id", "hub_dataset_id"):
+        with pytest.raises(ConfigError, match=f"{key} must be a repo id in a namespace the token of 'user' can write "
+                                              r"\(user\), got 'someone-else/x'"):
+            open_hub(hub_config(tmp_path, f"--{key}", "someone-else/x"))
+        with pytest.raises(ConfigError, match=key):
+            run_loop(hub_config(tmp_path, f"--{key}", "someone-else/x"))
+    assert not (tmp_path / "runs" / "e2e" / "gen_00").exists()
+    assert open_hub(parse_config([*TINY, "--publish", "false"])) is None
+
+
+LIBRARY_STATE = textwrap.dedent("""
+    import json, os
+    import huggingface_hub.constants as c
+    before = [c.ENDPOINT, c.HF_HUB_DISABLE_XET, os.environ.get("HF_ENDPOINT"), os.environ.get("HF_HUB_DISABLE_XET")]
+    import scl_hf.hub.publish, scl_hf.hub.sync, scl_hf.loop, scl_hf.cli
+    from scl_hf.hub.target import xet_scope
+    after_import = [c.ENDPOINT, c.HF_HUB_DISABLE_XET, os.environ.get("HF_ENDPOINT"),
+                    os.environ.get("HF_HUB_DISABLE_XET")]
+    with xet_scope("http://127.0.0.1:1"):
+        inside = c.HF_HUB_DISABLE_XET
+    with xet_scope("https://huggingface.co"):
+        inside_real = c.HF_HUB_DISABLE_XET
+    print(json.dumps([before, after_import, inside, inside_real, c.HF_HUB_DISABLE_XET]))
 """)
 
 
-def test_configure_hub_decides_before_the_libraries_are_imported(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HF_ENDPOINT", "RANK", "LOCAL_RANK")}
-    proc = subprocess.run([sys.executable, "-c", CONFIGURE_SCRIPT, str(tmp_path)], env=env, capture_output=True,
-                          text=True, timeout=120)
+def test_importing_the_write_path_changes_no_library_setting():
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_ENDPOINT", "HF_HUB_DISABLE_XET")}
+    proc = subprocess.run([sys.executable, "-c", LIBRARY_STATE], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout)
-    assert out["off"] is None
-    assert out["real"] == ["https://huggingface.co", "hf_secret", "me/m", "me/m", False, True,
-                           "https://huggingface.co", "1"]  # the suite's HF_HUB_DISABLE_XET=1 is left alone
-    assert out["token_file"] == "hf_from_file"
-    assert out["warned"] == ["push_to_hub is true but no token is conf"]
-    assert out["lead"] == [True, "scl-hf/r", "scl-hf/d", "scl-hf/boolean_expressions", True, "1", True]
-    assert out["follower"] == [True, True]
-    assert out["alone"] == ["", "1"]
-    assert out["hf_imported"] == []
+    before, after_import, inside, inside_real, after = json.loads(proc.stdout)
+    assert before == after_import == [REAL_ENDPOINT, False, None, None]
+    assert (inside, inside_real, after) == (True, False, False)  # git-LFS for an embedded Hub, restored after

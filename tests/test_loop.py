@@ -13,6 +13,7 @@ import pytest
 from datasets import load_from_disk
 
 from scl_hf.config import ConfigError, parse_config
+from scl_hf.hub.server import HubServer
 from scl_hf.loop import check_resume, run_loop
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,9 +53,14 @@ def test_layout_and_metrics(reference):
     assert (reference / "config.yaml").is_file() and (reference / "report.md").is_file()
     for t in (0, 1):
         gen = reference / f"gen_{t:02d}"
-        assert sorted(p.name for p in gen.iterdir() if not p.name.startswith(".")) == [
-            "curation.json", "metrics.json", "model", "samples", "sampling.json", "train_data"]
+        assert sorted(p.name for p in gen.iterdir()) == [
+            "metrics.json", "model", "samples", "sampling.json", "train_data", "train_history.json"]
+        assert (gen / "model" / "train_result.json").is_file()
         m = json.loads((gen / "metrics.json").read_text())
+        assert m["data"]["curation"] is None  # no curation, no resampling: no curation.json
+        history = json.loads((gen / "train_history.json").read_text())
+        assert [r["step"] for r in history if "val_loss" in r] == [4, 8]
+        assert [r["step"] for r in history if "loss" in r] == [4, 8] and all("lr" in r for r in history if "loss" in r)
         assert m["generation"] == t and m["metrics"]["num_samples"] == 40 and m["sampling"]["num_samples"] == 40
         assert m["metrics"]["syntax_error_rate"] + m["metrics"]["false_rate"] + m["metrics"]["true_rate"] == \
             pytest.approx(1.0)
@@ -67,6 +73,29 @@ def test_layout_and_metrics(reference):
     assert set(d1["origin"]) == {"synthetic"} and set(d1["model_revision"]) == {"gen-00"}
     assert d1["text"] == s0["text"]  # full synthetic, no curation: D_1 is S_0
     assert s0.column_names == ["text", "label", "depth", "truncated", "generation", "model_revision"]
+
+
+def test_curation_record_is_written_as_it_is(tmp_path):
+    run = run_loop(parse_config(tiny(tmp_path, "--run_name", "c", "--curation", "dedup", "--num_generations", "2")))
+    assert not (run / "gen_00" / "curation.json").exists()
+    record = json.loads((run / "gen_01" / "curation.json").read_text())
+    assert "curation" not in record and record["steps"] == ["dedup"]
+    assert json.loads((run / "gen_01" / "metrics.json").read_text())["data"]["curation"] == record
+
+
+def test_progress_bars_are_restored(tmp_path):
+    import datasets
+    import huggingface_hub.utils
+    import transformers.utils.logging
+
+    datasets.enable_progress_bars()
+    huggingface_hub.utils.disable_progress_bars()  # a user who turned one off keeps it off
+    try:
+        run_loop(parse_config(tiny(tmp_path, "--run_name", "p", "--num_generations", "1")))
+        assert datasets.is_progress_bar_enabled() and transformers.utils.logging.is_progress_bar_enabled()
+        assert huggingface_hub.utils.are_progress_bars_disabled()
+    finally:
+        huggingface_hub.utils.enable_progress_bars()
 
 
 def test_same_config_and_seed_give_the_same_run(reference, tmp_path):
@@ -108,8 +137,9 @@ def _run_until(args, marker: Path | None, timeout: float = 300) -> int:
 def test_resume_after_sigkill_at_each_stage_gives_the_same_run(reference, tmp_path):
     args = tiny(tmp_path, "--run_name", "r")
     run_dir = tmp_path / "r"
-    # each kill lands in the stage after the marker appears: sampling gen 0, training gen 1, sampling gen 1
-    for marker in ("gen_00/model", "gen_01/train_data", "gen_01/model"):
+    # each kill lands in the stage after the marker appears: training gen 0, sampling gen 0, training gen 1,
+    # sampling gen 1
+    for marker in ("gen_00/train_history.json", "gen_00/model", "gen_01/train_data", "gen_01/model"):
         code = _run_until(args, run_dir / marker)
         assert code in (-signal.SIGKILL, 0), code
     assert _run_until(args, None) == 0
@@ -132,22 +162,60 @@ def test_half_written_generation_is_not_taken_for_a_complete_one(reference, tmp_
 
 @pytest.mark.slow
 def test_smoke_loop_under_two_cpu_processes(tmp_path):
+    """Two processes train and sample together; only the main one writes, opens the Hub and publishes.
+
+    HF_ENDPOINT points at a closed port: any Hub call that did not get the run's endpoint explicitly fails.
+    The worker records, per process, every Hub client and server it creates.
+    """
     # `accelerate launch --cpu` starts one process unless MPI is set up; --multi_gpu starts N with torchrun,
     # and ACCELERATE_USE_CPU makes them a gloo group of CPU processes.
-    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]  # nothing listens there once the socket is closed
+    calls = tmp_path / "hub_calls.txt"
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1",
+           "HF_ENDPOINT": f"http://127.0.0.1:{closed}", "SCL_HF_TEST_HUB_CALLS": str(calls)}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_port", str(port),
-           str(ROOT / "scripts" / "loop.py"), *tiny(tmp_path, "--run_name", "mp")]
+           "--main_process_port", str(port), str(ROOT / "tests" / "mp_loop_worker.py"),
+           *tiny(tmp_path, "--run_name", "mp", "--publish", "true")]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "on 2 process(es), cpu" in out.stdout
+    assert "on 2 process(es), cpu" in out.stdout and ", publishing to http://127.0.0.1:" in out.stdout
     assert out.stdout.count("gen 00 |") == 1 and out.stdout.count("gen 01 |") == 1  # main process prints only
     for t in (0, 1):
         m = json.loads((tmp_path / "mp" / f"gen_{t:02d}" / "metrics.json").read_text())
         assert m["metrics"]["num_samples"] == 40 and m["data"]["num_rows"] == 40
         samples = load_from_disk(str(tmp_path / "mp" / f"gen_{t:02d}" / "samples"))
         assert len(samples) == 40
+    records = calls.read_text().split()
+    assert "server@0" in records and "client@0" in records  # the main process served and published
+    assert all(r.endswith("@0") for r in records), records  # the other process touched no Hub
+    from huggingface_hub import HfApi
+
+    server = HubServer(tmp_path / "hub", port=0).start()
+    try:
+        tags = {t.name for t in HfApi(endpoint=server.url, token=False).list_repo_refs("scl-hf/mp").tags}
+    finally:
+        server.stop()
+    assert tags == {"gen-00", "gen-01"}
+
+
+def test_hub_errors_stop_every_process_before_training(tmp_path):
+    """push_to_hub without a token fails on the main process, and the error reaches the other one."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "HF_HOME": str(tmp_path / "home")}
+    env.pop("HF_TOKEN", None)
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_port", str(port), str(ROOT / "scripts" / "loop.py"),
+           *tiny(tmp_path, "--run_name", "fail", "--publish", "true", "--push_to_hub", "true")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode != 0
+    assert out.stderr.count("no Hugging Face token was found") == 2, out.stderr[-3000:]  # both processes say why
+    assert not (tmp_path / "fail" / "gen_00").exists()

@@ -12,6 +12,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import scl_hf.measures
 import scl_hf.metrics
 from scl_hf.cli import main
 from scl_hf.diversity import naive_diversity, word_tokens
@@ -49,11 +50,11 @@ def test_hand_computed_metrics():
     assert isinstance(result["num_unique"], int) and isinstance(result["max_length"], int)
 
 
-def test_references_add_novelty_and_key_order_follows_the_contract():
-    result = compute_metrics(SAMPLES, references=["not False", "True"])
+def test_training_texts_add_novelty_and_key_order_follows_the_contract():
+    result = compute_metrics(SAMPLES, training_texts=["not False", "True"])
     assert list(result) == KEYS + ["novelty_rate"]
     assert result["novelty_rate"] == 4 / 6  # all but the two "not False"
-    assert compute_metrics(["True"], references=[])["novelty_rate"] == 1.0
+    assert compute_metrics(["True"], training_texts=[])["novelty_rate"] == 1.0
 
 
 def test_char_level():
@@ -72,7 +73,7 @@ def test_max_pairs_estimates_only_when_there_are_more_pairs():
     assert sampled == compute_metrics(texts, max_pairs=2000, seed=1)
     assert {k: v for k, v in sampled.items() if "diversity" not in k} == {
         k: v for k, v in exact.items() if k != "diversity"}
-    with_refs = compute_metrics(texts, references=["True"], max_pairs=2000)
+    with_refs = compute_metrics(texts, training_texts=["True"], max_pairs=2000)
     assert list(with_refs)[-2:] == ["novelty_rate", "diversity_stderr"]
 
 
@@ -110,7 +111,7 @@ def test_extreme_content(text, label, length, depth):
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.text(max_size=40), min_size=1, max_size=12), st.sampled_from(["token", "char"]))
 def test_never_raises_on_content(texts, level):
-    result = compute_metrics(texts, references=texts[:1], level=level)
+    result = compute_metrics(texts, training_texts=texts[:1], level=level)
     assert result["syntax_error_rate"] + result["false_rate"] + result["true_rate"] == pytest.approx(1.0)
     assert 0.0 <= result["diversity"] <= 1.0 and 0.0 <= result["novelty_rate"] <= 1.0
     assert result["num_samples"] == len(texts) and 1 <= result["num_unique"] <= len(texts)
@@ -159,8 +160,8 @@ def test_equals_the_straightforward_computation(texts, level):
         ({"predictions": "True"}, TypeError, "predictions must be a list of strings, got str"),
         ({"predictions": None}, TypeError, "predictions must be a list of strings, got NoneType"),
         ({"predictions": ["True", 1]}, TypeError, r"predictions\[1\] must be a string, got int"),
-        ({"predictions": ["True"], "references": "True"}, TypeError, "references must be a list of strings"),
-        ({"predictions": ["True"], "references": [None]}, TypeError, r"references\[0\] must be a string"),
+        ({"predictions": ["True"], "training_texts": "True"}, TypeError, "training_texts must be a list of strings"),
+        ({"predictions": ["True"], "training_texts": [None]}, TypeError, r"training_texts\[0\] must be a string"),
         ({"predictions": ["True"], "level": "word"}, ValueError, r"level must be one of \('token', 'char'\)"),
         ({"predictions": ["True"], "max_pairs": 1}, ValueError, "max_pairs must be None .* or an integer >= 2"),
         ({"predictions": ["True"], "max_pairs": 10.0}, ValueError, "max_pairs must be None"),
@@ -178,7 +179,7 @@ def test_accepts_any_iterable_of_strings():
 
 
 def test_doctests_of_compute_metrics():
-    result = doctest.testmod(scl_hf.metrics)
+    result = doctest.testmod(scl_hf.measures)
     assert result.attempted >= 3 and result.failed == 0
 
 
@@ -196,16 +197,16 @@ def test_evaluate_module_matches_compute_metrics(metric):
     assert metric.name == "boolean_expressions"
     assert metric.compute(predictions=SAMPLES) == compute_metrics(SAMPLES)
     refs = ["not False", "True"]
-    assert metric.compute(predictions=SAMPLES, references=refs) == compute_metrics(SAMPLES, refs)
+    assert metric.compute(predictions=SAMPLES, training_texts=refs) == compute_metrics(SAMPLES, refs)
     assert metric.compute(predictions=SAMPLES, level="char", max_pairs=5, seed=2) == compute_metrics(
         SAMPLES, level="char", max_pairs=5, seed=2)
 
 
-def test_evaluate_module_batches_and_references_at_compute(metric):
+def test_evaluate_module_batches_and_training_texts_at_compute(metric):
     metric.add_batch(predictions=SAMPLES[:3])
     metric.add(predictions=SAMPLES[3])
     metric.add_batch(predictions=SAMPLES[4:])
-    assert metric.compute(references=["True"]) == compute_metrics(SAMPLES, ["True"])
+    assert metric.compute(training_texts=["True"]) == compute_metrics(SAMPLES, ["True"])
 
 
 def test_evaluate_module_bad_input(metric):
@@ -241,11 +242,17 @@ def test_script_imports_as_evaluate_scans_them():
     from evaluate.loading import get_imports
 
     imports = get_imports(str(FOLDER / "boolean_expressions.py"))
-    assert sorted(name for kind, name, _, _ in imports if kind == "library") == ["datasets", "evaluate", "scl_hf"]
-    assert all(kind == "library" for kind, *_ in imports)
+    assert sorted(name for kind, name, _, _ in imports if kind == "library") == [
+        "datasets", "evaluate", "numpy", "rapidfuzz"]
+    # the package modules the script needs, fetched from the same folder or Space by evaluate
+    assert sorted(name for kind, name, _, _ in imports if kind == "internal") == sorted(
+        name.removesuffix(".py") for name in scl_hf.metrics.SPACE_MODULES)
+    assert {kind for kind, *_ in imports} == {"library", "internal"}
+    for name in scl_hf.metrics.SPACE_MODULES:  # the folder's copies are the package's modules themselves
+        assert (FOLDER / name).resolve() == (METRICS_DIR.parent / name).resolve()
     requirements = (FOLDER / "requirements.txt").read_text().split("\n")
     names = {line.split(">")[0].split("=")[0].strip() for line in requirements if line and not line.startswith("#")}
-    assert {"scl_hf", "evaluate", "rapidfuzz"} <= names
+    assert names == {"evaluate", "rapidfuzz", "numpy"}
 
 
 def test_app_loads_the_metric_from_its_folder(monkeypatch):
@@ -263,12 +270,12 @@ NO_TRAINING_STACK = """
 import sys
 
 
-class Hide:  # as if torch and transformers were not installed: find_spec gives None, import raises
+class Hide:  # as if torch, transformers and scl_hf were not installed: find_spec gives None, import raises
     def __init__(self, finder):
         self.finder = finder
 
     def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in ("torch", "transformers"):
+        if name.partition(".")[0] in ("torch", "transformers", "scl_hf"):
             return None
         return self.finder.find_spec(name, path, target)
 
@@ -281,7 +288,7 @@ import evaluate
 
 metric = evaluate.load(sys.argv[1])
 print(metric.compute(predictions=["True", "not True"])["true_rate"])
-print(sorted(m for m in sys.modules if m.partition(".")[0] in ("torch", "transformers")))
+print(sorted(m for m in sys.modules if m.partition(".")[0] in ("torch", "transformers", "scl_hf")))
 """
 
 
@@ -291,7 +298,7 @@ def test_imports_stay_light():
             "print(sorted(m for m in ('torch', 'transformers', 'evaluate', 'datasets') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split("\n")[0] == "[]"
-    # evaluate.load + compute in an environment without torch and transformers
+    # evaluate.load + compute in an environment without torch, transformers and scl_hf
     out = subprocess.run([sys.executable, "-c", NO_TRAINING_STACK, str(FOLDER)], capture_output=True, text=True,
                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert out.returncode == 0, out.stderr
@@ -304,11 +311,11 @@ def test_imports_stay_light():
 def test_cli_metric(tmp_path, capsys):
     predictions = tmp_path / "samples.txt"
     predictions.write_text("\n".join(SAMPLES) + "\n", encoding="utf-8")
-    references = tmp_path / "train.txt"
-    references.write_text("not False\r\nTrue\r\n", encoding="utf-8")  # CRLF lines
+    training = tmp_path / "train.txt"
+    training.write_text("not False\r\nTrue\r\n", encoding="utf-8")  # CRLF lines
     assert main(["metric", str(predictions)]) == 0
     assert json.loads(capsys.readouterr().out) == pytest.approx(EXPECTED, rel=1e-15)
-    assert main(["metric", str(predictions), "--references", str(references), "--level", "char",
+    assert main(["metric", str(predictions), "--training_texts", str(training), "--level", "char",
                  "--max_pairs", "5"]) == 0
     assert json.loads(capsys.readouterr().out) == compute_metrics(SAMPLES, ["not False", "True"], level="char",
                                                                    max_pairs=5)

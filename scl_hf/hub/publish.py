@@ -1,6 +1,6 @@
 """Publishing a finished generation: one tagged commit in the model repo, one in the dataset repo.
 
-For generation t of a run directory (layout in the loop's contract), ``publish_generation`` makes
+For generation t of a run directory (layout in ``scl_hf.rundir``), ``publish_generation`` makes
 
 - in the model repo, ONE commit holding ``gen_XX/model/`` (weights, config, tokenizer),
   ``generation.json`` (lineage, cycle, config hash, metrics) and ``README.md`` (the model card,
@@ -9,7 +9,8 @@ For generation t of a run directory (layout in the loop's contract), ``publish_g
 - in the dataset repo, ONE commit adding config ``gen-XX`` (``gen-XX/train-*.parquet``: exactly
   what M_t trained on, and ``gen-XX/samples-*.parquet``: S_t, provenance columns kept) and
   ``README.md`` (the dataset card listing every config so far), then the same tag;
-- the metric Space ``<namespace>/boolean_expressions`` (the evaluate module folder, as is).
+- the metric Space ``<namespace>/boolean_expressions``: the evaluate module folder and the package
+  modules its script imports (``scl_hf.metrics.space_files``), so it loads without scl_hf.
 
 Why not ``model.push_to_hub`` / ``DatasetDict.push_to_hub``: they make one commit per object (and
 do not render our cards), so a generation would be spread over several commits; here each repo
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import tempfile
 from pathlib import Path
 
@@ -43,12 +43,12 @@ from huggingface_hub.errors import HfHubHTTPError
 
 import scl_hf
 from scl_hf.config import Config
-from scl_hf.cycles import revision
-from scl_hf.expressions import classify, parse
-from scl_hf.hub.target import METRIC_NAME, HubTarget
+from scl_hf.errors import RunDirError
+from scl_hf.expressions import label, parse
+from scl_hf.hub.target import METRIC_NAME, HubTarget, xet_scope
+from scl_hf.metrics import space_files
+from scl_hf.rundir import METRICS, MODEL, SAMPLES, TRAIN_DATA, gen_dir, generation_of_tag, read_json, tag
 
-METRIC_FOLDER = Path(scl_hf.__file__).parent / "metrics" / METRIC_NAME
-_GEN_FOLDER = re.compile(r"gen-\d+")
 # Columns of both splits of a published dataset config: the contract's provenance and sample columns.
 PUBLISHED_FEATURES = {"text": "string", "origin": "string", "generation": "int64", "model_revision": "string",
                       "label": "string", "depth": "int64", "truncated": "bool"}
@@ -66,32 +66,27 @@ def make_api(target: HubTarget) -> HfApi:
                  library_version=scl_hf.__version__)
 
 
-def generation_dir(run_dir: str | Path, generation: int) -> Path:
-    return Path(run_dir) / f"gen_{generation:02d}"
-
-
 def read_metrics(run_dir: str | Path, generation: int) -> dict:
-    """``gen_XX/metrics.json``; a ValueError naming it when the generation is not complete."""
-    path = generation_dir(run_dir, generation) / "metrics.json"
+    """``gen_XX/metrics.json``; a RunDirError naming it when the generation is not complete."""
+    path = gen_dir(run_dir, generation) / METRICS
     if not path.is_file():
-        raise ValueError(f"generation {generation} of {run_dir} is not complete: {path} is missing")
-    return json.loads(path.read_text(encoding="utf-8"))
+        raise RunDirError(f"generation {generation} of {run_dir} is not complete: {path} is missing")
+    return read_json(path)
 
 
 def generation_record(generation: int, cfg: Config, target: HubTarget, metrics: dict) -> dict:
     """``generation.json``: where this model comes from and how good it is. No timestamps (re-publish = same bytes)."""
-    tag = revision(generation)
-    previous = revision(generation - 1) if generation > 0 else None
+    this, previous = tag(generation), (tag(generation - 1) if generation > 0 else None)
     return {
         "generation": generation,
-        "revision": tag,
+        "revision": this,
         "run_name": cfg.loop.run_name,
         "config_hash": cfg.hash(),
         "cycle": {"cycle": cfg.cycle.cycle, "synthetic_fraction": cfg.cycle.synthetic_fraction,
                   "fresh_fraction": cfg.cycle.fresh_fraction, "curation": cfg.cycle.curation},
         "parent": {
             # the data M_t trained on: D0 for t = 0, else built by the cycle from S_{t-1} (samples of M_{t-1})
-            "data": {"repo": target.dataset_repo_id, "config": tag, "split": "train", "revision": tag},
+            "data": {"repo": target.dataset_repo_id, "config": this, "split": "train", "revision": this},
             "samples_from": None if previous is None else {"repo": target.model_repo_id, "revision": previous},
             "weights_from": (None if previous is None or cfg.training.init_from == "scratch"
                              else {"repo": target.model_repo_id, "revision": previous}),
@@ -105,16 +100,17 @@ def generation_record(generation: int, cfg: Config, target: HubTarget, metrics: 
 
 
 def model_card(record: dict, cfg: Config, target: HubTarget) -> str:
-    tag = record["revision"]
+    revision = record["revision"]
     results = [
         EvalResult(task_type="text-generation", dataset_type=target.dataset_repo_id,
-                   dataset_name=f"{cfg.loop.run_name} samples {tag}", dataset_config=tag, dataset_split="samples",
-                   dataset_revision=tag, metric_type=name, metric_name=name, metric_value=value)
+                   dataset_name=f"{cfg.loop.run_name} samples {revision}", dataset_config=revision,
+                   dataset_split="samples", dataset_revision=revision, metric_type=name, metric_name=name,
+                   metric_value=value)
         for name, value in record["metrics"].items()
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     ]
     data = ModelCardData(library_name="transformers", pipeline_tag="text-generation", model_name=
-                         f"{target.model_repo_id} {tag}", datasets=[target.dataset_repo_id],
+                         f"{target.model_repo_id} {revision}", datasets=[target.dataset_repo_id],
                          tags=["scl-hf", "self-consuming-loop", "model-collapse", "gpt2", "boolean-expressions"],
                          eval_results=results or None)
     card = ModelCard.from_template(data, template_path=str(cards_dir() / "model_card.md"), record=record, cfg=cfg,
@@ -167,12 +163,12 @@ def tag_commit(api: HfApi, repo_id: str, repo_type: str, tag: str, oid: str, mes
 
 
 def publish_model(api: HfApi, run_dir: Path, generation: int, cfg: Config, target: HubTarget, record: dict) -> dict:
-    repo, tag = target.model_repo_id, revision(generation)
+    repo, name = target.model_repo_id, tag(generation)
     api.create_repo(repo, private=cfg.hub.hub_private_repo, exist_ok=True)
     tags = repo_tags(api, repo, "model")
-    if tag in tags:
-        return {"repo_id": repo, "tag": tag, "commit": tags[tag], "created": False}
-    model_dir = generation_dir(run_dir, generation) / "model"
+    if name in tags:
+        return {"repo_id": repo, "tag": name, "commit": tags[name], "created": False}
+    model_dir = gen_dir(run_dir, generation) / MODEL
     if not (model_dir / "config.json").is_file():
         raise ValueError(f"{model_dir} holds no saved model (config.json is missing)")
     additions = [CommitOperationAdd(path_in_repo=p.relative_to(model_dir).as_posix(), path_or_fileobj=str(p))
@@ -180,13 +176,13 @@ def publish_model(api: HfApi, run_dir: Path, generation: int, cfg: Config, targe
     additions.append(CommitOperationAdd("generation.json", json.dumps(record, indent=2, sort_keys=True).encode()))
     additions.append(CommitOperationAdd("README.md", model_card(record, cfg, target).encode()))
     head = api.repo_info(repo).sha
-    message = f"{tag}: model, tokenizer and card of generation {generation}"
+    message = f"{name}: model, tokenizer and card of generation {generation}"
     oid = commit_files(api, repo, "model", additions, message, head, api.list_repo_files(repo, revision=head))
-    tag_commit(api, repo, "model", tag, oid, message)
-    return {"repo_id": repo, "tag": tag, "commit": oid, "created": True}
+    tag_commit(api, repo, "model", name, oid, message)
+    return {"repo_id": repo, "tag": name, "commit": oid, "created": True}
 
 
-def published_splits(gen_dir: Path) -> dict:
+def published_splits(folder: Path) -> dict:
     """``{"train": D_t, "samples": S_t}`` as published: both with the columns of ``PUBLISHED_FEATURES``.
 
     The splits of one dataset config must share their features, so each gets the other's columns:
@@ -196,12 +192,12 @@ def published_splits(gen_dir: Path) -> dict:
     from datasets import Features, Value, load_from_disk
 
     features = Features({name: Value(dtype) for name, dtype in PUBLISHED_FEATURES.items()})
-    train = load_from_disk(str(gen_dir / "train_data"))
-    samples = load_from_disk(str(gen_dir / "samples"))
+    train = load_from_disk(str(folder / TRAIN_DATA))
+    samples = load_from_disk(str(folder / SAMPLES))
 
     def classify_batch(batch: dict) -> dict:
         trees = [parse(text) for text in batch["text"]]
-        return {"label": [classify(text) for text in batch["text"]],
+        return {"label": [label(tree) for tree in trees],
                 "depth": [-1 if tree is None else tree.depth for tree in trees],
                 "truncated": [None] * len(trees)}
 
@@ -216,40 +212,44 @@ def published_splits(gen_dir: Path) -> dict:
 
 
 def publish_data(api: HfApi, run_dir: Path, generation: int, cfg: Config, target: HubTarget, record: dict) -> dict:
-    repo, tag = target.dataset_repo_id, revision(generation)
+    repo, name = target.dataset_repo_id, tag(generation)
     api.create_repo(repo, repo_type="dataset", private=cfg.hub.hub_private_repo, exist_ok=True)
     tags = repo_tags(api, repo, "dataset")
-    if tag in tags:
-        return {"repo_id": repo, "tag": tag, "commit": tags[tag], "created": False}
+    if name in tags:
+        return {"repo_id": repo, "tag": name, "commit": tags[name], "created": False}
     head = api.dataset_info(repo).sha
     remote = api.list_repo_files(repo, repo_type="dataset", revision=head)
     # Configs already published (gen-XX folders on main) stay listed in the card; their files are kept.
-    configs = sorted({p.split("/")[0] for p in remote if "/" in p and _GEN_FOLDER.fullmatch(p.split("/")[0])}
-                     | {tag}, key=lambda c: int(c.split("-")[1]))
-    keep = {p for p in remote if p.split("/")[0] in configs and p.split("/")[0] != tag}
+    published = {folder for p in remote if "/" in p and generation_of_tag(folder := p.split("/")[0]) is not None}
+    configs = sorted(published | {name}, key=generation_of_tag)
+    keep = {p for p in remote if p.split("/")[0] in configs and p.split("/")[0] != name}
     with tempfile.TemporaryDirectory(prefix="scl_hf_publish_") as tmp:
         additions = []
-        for split, ds in published_splits(generation_dir(run_dir, generation)).items():
+        for split, ds in published_splits(gen_dir(run_dir, generation)).items():
             path = Path(tmp) / f"{split}-00000-of-00001.parquet"
             ds.to_parquet(str(path))
-            additions.append(CommitOperationAdd(f"{tag}/{path.name}", str(path)))
+            additions.append(CommitOperationAdd(f"{name}/{path.name}", str(path)))
         additions.append(CommitOperationAdd("README.md", dataset_card(record, cfg, target, configs).encode()))
-        message = f"{tag}: training data and samples of generation {generation}"
+        message = f"{name}: training data and samples of generation {generation}"
         oid = commit_files(api, repo, "dataset", additions, message, head, remote, keep)
-    tag_commit(api, repo, "dataset", tag, oid, message)
-    return {"repo_id": repo, "tag": tag, "commit": oid, "created": True}
+    tag_commit(api, repo, "dataset", name, oid, message)
+    return {"repo_id": repo, "tag": name, "commit": oid, "created": True}
 
 
-def publish_metric_space(api: HfApi, target: HubTarget, private: bool = False) -> dict | None:
-    """Upload the evaluate module folder as the Space ``<namespace>/boolean_expressions`` (None: no folder)."""
-    if not (METRIC_FOLDER / f"{METRIC_NAME}.py").is_file():
-        return None
+def publish_metric_space(api: HfApi, target: HubTarget, private: bool = False) -> dict:
+    """Make the Space ``<namespace>/boolean_expressions`` hold exactly ``space_files()``: one commit, or none.
+
+    The script, card, widget and requirements come from the module folder and the parser, diversity
+    and metric code are the package's own modules, copied as they are, so ``evaluate.load`` of the
+    Space needs no scl_hf.
+    """
     repo = target.space_repo_id
     api.create_repo(repo, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
-    info = api.upload_folder(repo_id=repo, repo_type="space", folder_path=METRIC_FOLDER,
-                             commit_message=f"Upload the {METRIC_NAME} metric (scl_hf {scl_hf.__version__})",
-                             ignore_patterns=["__pycache__/*", "*.pyc"], delete_patterns=["*"])
-    return {"repo_id": repo, "commit": info.oid}
+    head = api.repo_info(repo, repo_type="space").sha
+    additions = [CommitOperationAdd(path, str(source)) for path, source in sorted(space_files().items())]
+    oid = commit_files(api, repo, "space", additions, f"Upload the {METRIC_NAME} metric (scl_hf {scl_hf.__version__})",
+                       head, api.list_repo_files(repo, repo_type="space", revision=head))
+    return {"repo_id": repo, "commit": oid}
 
 
 def publish_generation(run_dir: Path, generation: int, cfg: Config, target: HubTarget) -> dict:
@@ -262,13 +262,14 @@ def publish_generation(run_dir: Path, generation: int, cfg: Config, target: HubT
     metrics = read_metrics(run_dir, generation)
     api = make_api(target)
     record = generation_record(generation, cfg, target, metrics)
-    result = {
-        "generation": generation,
-        "tag": revision(generation),
-        "model": publish_model(api, run_dir, generation, cfg, target, record),
-        "dataset": publish_data(api, run_dir, generation, cfg, target, record),
-    }
-    if target.metric_space is None:  # the metric does not change during a run: once per process
-        target.metric_space = publish_metric_space(api, target, cfg.hub.hub_private_repo)
+    with xet_scope(target.endpoint):
+        result = {
+            "generation": generation,
+            "tag": tag(generation),
+            "model": publish_model(api, run_dir, generation, cfg, target, record),
+            "dataset": publish_data(api, run_dir, generation, cfg, target, record),
+        }
+        if target.metric_space is None:  # the metric does not change during a run: once per process
+            target.metric_space = publish_metric_space(api, target, cfg.hub.hub_private_repo)
     result["space"] = target.metric_space
     return result

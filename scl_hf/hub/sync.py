@@ -13,7 +13,6 @@ Cards keep the repo names of the source (``--namespace`` renames the repos, not 
 
 from __future__ import annotations
 
-import re
 import tempfile
 from pathlib import Path
 
@@ -22,11 +21,11 @@ from huggingface_hub.errors import RepositoryNotFoundError
 
 import scl_hf
 from scl_hf.config import load_config
+from scl_hf.errors import RunDirError
 from scl_hf.hub.publish import commit_files, repo_tags, tag_commit
 from scl_hf.hub.server import HubServer
-from scl_hf.hub.target import METRIC_NAME, REAL_ENDPOINT, repo_ids, uses_xet
-
-_TAG = re.compile(r"gen-(\d+)")
+from scl_hf.hub.target import METRIC_NAME, REAL_ENDPOINT, embedded_repo_ids, xet_scope
+from scl_hf.rundir import CONFIG, embedded_hub_root, generation_of_tag, tag
 
 
 def _replay(src: HfApi, dst: HfApi, repo_id: str, repo_type: str, dst_repo_id: str, commit: str,
@@ -56,8 +55,8 @@ def sync_repo(src: HfApi, dst: HfApi, repo_id: str, repo_type: str = "model", ds
     if repo_type == "space":
         kwargs["space_sdk"] = src.space_info(repo_id).sdk or "gradio"
     dst.create_repo(dst_repo_id, repo_type=repo_type, private=private, exist_ok=True, **kwargs)
-    source = {int(m.group(1)): oid for name, oid in repo_tags(src, repo_id, repo_type).items()
-              if (m := _TAG.fullmatch(name))}
+    source = {g: oid for name, oid in repo_tags(src, repo_id, repo_type).items()
+              if (g := generation_of_tag(name)) is not None}
     present = repo_tags(dst, dst_repo_id, repo_type)
     out = []
     with tempfile.TemporaryDirectory(prefix="scl_hf_sync_") as cache_dir:
@@ -66,12 +65,12 @@ def sync_repo(src: HfApi, dst: HfApi, repo_id: str, repo_type: str = "model", ds
             oid = _replay(src, dst, repo_id, repo_type, dst_repo_id, head, None, cache_dir)
             return [{"tag": None, "commit": oid, "created": True}]
         for generation, commit in sorted(source.items()):
-            tag = f"gen-{generation:02d}"
-            if tag in present:
-                out.append({"tag": tag, "commit": present[tag], "created": False})
+            name = tag(generation)
+            if name in present:
+                out.append({"tag": name, "commit": present[name], "created": False})
                 continue
-            oid = _replay(src, dst, repo_id, repo_type, dst_repo_id, commit, tag, cache_dir)
-            out.append({"tag": tag, "commit": oid, "created": True})
+            oid = _replay(src, dst, repo_id, repo_type, dst_repo_id, commit, name, cache_dir)
+            out.append({"tag": name, "commit": oid, "created": True})
     return out
 
 
@@ -82,35 +81,33 @@ def sync_run(run_dir: str | Path, to: str = REAL_ENDPOINT, token: str | bool | N
     ``root`` defaults to the run's ``embedded_hub_root`` or ``<output_dir>/hub``; ``namespace``
     replaces the namespace of every destination repo id.
     """
-    import huggingface_hub.constants
-
     run_dir = Path(run_dir)
-    cfg = load_config(run_dir / "config.yaml")
-    if root is None:  # where the loop put it: embedded_hub_root, else <output_dir>/hub next to the run
-        root = Path(cfg.hub.embedded_hub_root) if cfg.hub.embedded_hub_root else run_dir.parent / "hub"
-    if not (Path(root) / "repos").is_dir():
-        raise ValueError(f"no embedded Hub store at {root}: pass root= (--root) with the store of the run")
-    model_repo, dataset_repo = repo_ids(cfg)
+    if not (run_dir / CONFIG).is_file():
+        raise RunDirError(f"{run_dir} is not a run directory: it has no {CONFIG}")
+    cfg = load_config(run_dir / CONFIG)
+    root = Path(root) if root is not None else embedded_hub_root(run_dir, cfg.hub.embedded_hub_root)
+    if not (root / "repos").is_dir():
+        raise RunDirError(f"no embedded Hub store at {root}: pass root= (--root) with the store of the run")
+    model_repo, dataset_repo = embedded_repo_ids(cfg)
     space_repo = f"{model_repo.split('/')[0]}/{METRIC_NAME}"
 
     def rename(repo_id: str) -> str:
         return f"{namespace}/{repo_id.split('/')[1]}" if namespace else repo_id
 
-    # Uploads to the real Hub go through Xet, to an embedded Hub through git-LFS (read at call time).
-    huggingface_hub.constants.HF_HUB_DISABLE_XET = not uses_xet(to)
     server = HubServer(root).start()
     try:
         src = HfApi(endpoint=server.url, token=False, library_name="scl_hf", library_version=scl_hf.__version__)
         dst = HfApi(endpoint=to.rstrip("/"), token=token, library_name="scl_hf", library_version=scl_hf.__version__)
         private = cfg.hub.hub_private_repo
-        result = {"model": sync_repo(src, dst, model_repo, "model", rename(model_repo), private),
-                  "dataset": sync_repo(src, dst, dataset_repo, "dataset", rename(dataset_repo), private)}
-        try:
-            src.space_info(space_repo)
-        except RepositoryNotFoundError:
-            result["space"] = None
-        else:
-            result["space"] = sync_repo(src, dst, space_repo, "space", rename(space_repo), private)
+        with xet_scope(to):  # uploads to the real Hub go through Xet, to an embedded Hub through git-LFS
+            result = {"model": sync_repo(src, dst, model_repo, "model", rename(model_repo), private),
+                      "dataset": sync_repo(src, dst, dataset_repo, "dataset", rename(dataset_repo), private)}
+            try:
+                src.space_info(space_repo)
+            except RepositoryNotFoundError:
+                result["space"] = None
+            else:
+                result["space"] = sync_repo(src, dst, space_repo, "space", rename(space_repo), private)
         return result
     finally:
         server.stop()

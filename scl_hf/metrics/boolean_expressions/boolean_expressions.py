@@ -1,14 +1,25 @@
 """The ``boolean_expressions`` evaluate module: correctness and diversity of generated Boolean expressions.
 
-A thin wrapper: the numbers come from ``scl_hf.metrics.compute_metrics`` (the project's parser, never
-``eval``, and rapidfuzz edit distances), so the metric and the training loop cannot disagree. The script
-imports ``scl_hf`` rather than carrying a copy of the parser; the metric card says why.
+A thin wrapper: the numbers come from ``compute_metrics`` of ``measures.py`` (the project's parser,
+never ``eval``, and rapidfuzz edit distances), so the metric and the training loop cannot disagree.
+``measures.py``, ``expressions.py`` and ``diversity.py`` are scl_hf's own modules, next to this script
+in its folder and in its Hub Space; evaluate fetches them because they are imported here by top-level
+relative imports, so loading the metric needs evaluate, numpy and rapidfuzz, not scl_hf.
+
+evaluate reads the import lines of this script only (not of the modules it imports): every sibling
+module and every library the three modules need is imported here, whether or not the script uses it
+(ruff's unused-import rule is off for this file), and no import line carries a comment, because
+evaluate would read the comment as a download location.
 """
 
 import datasets
 import evaluate
+import numpy
+import rapidfuzz
 
-from scl_hf.metrics import compute_metrics
+from .diversity import LEVELS
+from .expressions import parse
+from .measures import compute_metrics
 
 _CITATION = """\
 @article{briesch2023large,
@@ -30,8 +41,8 @@ tokens or characters.
 _KWARGS_DESCRIPTION = """
 Args:
     predictions (`list` of `str`): generated strings, any content (garbage, empty, long, non-ASCII).
-    references (`list` of `str`, *optional*): the training set, of any length; adds `novelty_rate`. Not paired
-        with the predictions, so it is a keyword of `compute` only (not of `add_batch`).
+    training_texts (`list` of `str`, *optional*): the training set, of any length; adds `novelty_rate`. Not
+        paired with the predictions, so it is a keyword of `compute` only (not of `add_batch`).
     level (`str`, defaults to `"token"`): `"token"` compares word tokens (each parenthesis, and every maximal
         run of other non-space characters), `"char"` compares characters.
     max_pairs (`int`, *optional*): when there are more unordered pairs than this, the diversity is estimated
@@ -42,7 +53,7 @@ Returns:
     paper's semantic correctness, 1 - syntax_error_rate its syntactic correctness), diversity (`float` in
     [0, 1]), num_unique (`int`), unique_rate (`float`), mean_length (`float`) and max_length (`int`) in word
     tokens, mean_depth (`float` over parsable predictions, None if there are none), novelty_rate (`float`,
-    with references), diversity_stderr (`float`, when estimated).
+    with training_texts), diversity_stderr (`float`, when estimated).
 Examples:
     Run from the folder that holds `boolean_expressions/`, or load `"<namespace>/boolean_expressions"` from a
     Hub Space.
@@ -59,9 +70,9 @@ Examples:
     >>> results["mean_depth"]
     2.0
 
-    The training set as references adds the share of predictions not in it:
+    The training set adds the share of predictions not in it:
 
-    >>> metric.compute(predictions=["True", "True", "not True", "False"], references=["True"])["novelty_rate"]
+    >>> metric.compute(predictions=["True", "True", "not True", "False"], training_texts=["True"])["novelty_rate"]
     0.5
 
     Characters instead of word tokens ("True" -> "False" takes 4 edits, normalized by 5):
@@ -93,13 +104,5 @@ class BooleanExpressions(evaluate.Metric):
             reference_urls=["https://arxiv.org/abs/2311.16822"],
         )
 
-    def compute(self, *, predictions=None, references=None, **kwargs):
-        """Compute the metric; `references` (a training set of any length) is optional. Keyword arguments only."""
-        # evaluate binds `references` to a feature column as long as the predictions and drops it when there is no
-        # such feature; here it is a training set of any length, so it reaches _compute under another name.
-        if references is not None:
-            kwargs["reference_texts"] = references
-        return super().compute(predictions=predictions, **kwargs)
-
-    def _compute(self, predictions, reference_texts=None, level="token", max_pairs=None, seed=0):
-        return compute_metrics(predictions, reference_texts, level=level, max_pairs=max_pairs, seed=seed)
+    def _compute(self, predictions, training_texts=None, level="token", max_pairs=None, seed=0):
+        return compute_metrics(predictions, training_texts, level=level, max_pairs=max_pairs, seed=seed)

@@ -1,0 +1,115 @@
+"""The metric every generation is judged by: correctness and diversity of a list of generated strings.
+
+:func:`compute_metrics` returns the ``metrics`` block of a generation's ``metrics.json``; the
+``evaluate`` module ``scl_hf/metrics/boolean_expressions/`` wraps it, and ``scl-hf metric FILE``
+prints it. Labels and depths come from the project's parser (never ``eval``); distances from
+:mod:`scl_hf.diversity`. Nothing here imports torch, transformers or evaluate.
+
+This module, ``expressions.py`` and ``diversity.py`` import each other only by top-level relative
+imports and need nothing but numpy and rapidfuzz: the metric's Hub Space ships these very files next
+to its script, so ``evaluate.load("<namespace>/boolean_expressions")`` works where scl_hf is not installed.
+
+Every statistic is over samples, duplicates counted; each distinct string is parsed and tokenized once.
+Lengths are in word tokens (:func:`scl_hf.diversity.word_tokens`), so garbage is measured too.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from .diversity import LEVELS, diversity, estimate_diversity, novelty_rate, word_tokens
+from .expressions import label, parse
+
+
+def _as_strings(values: Iterable[str], name: str) -> list[str]:
+    """``values`` as a list, or a TypeError naming the argument (and the first item that is not a string)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise TypeError(f"{name} must be a list of strings, got {type(values).__name__}")
+    values = list(values)
+    for i, value in enumerate(values):
+        if not isinstance(value, str):
+            raise TypeError(f"{name}[{i}] must be a string, got {type(value).__name__}: {value!r}")
+    return values
+
+
+def compute_metrics(predictions: list[str], training_texts: list[str] | None = None, *, level: str = "token",
+                    max_pairs: int | None = None, seed: int = 0) -> dict:
+    """Correctness, diversity and shape statistics of ``predictions``.
+
+    Args:
+        predictions: generated strings, any content (garbage, empty, very long, non-ASCII).
+        training_texts: the training set (any length, not paired with ``predictions``), to measure
+            ``novelty_rate``; omitted from the result when None.
+        level: ``"token"`` (word tokens, the default) or ``"char"``: what the edit distance counts.
+        max_pairs: None computes the diversity exactly over all pairs. An integer >= 2 caps the work: when
+            there are more unordered pairs than that, the diversity is estimated from ``max_pairs`` random
+            pairs and ``diversity_stderr`` is added.
+        seed: seed of the pair sampling (only used when ``max_pairs`` applies).
+
+    Returns:
+        ``num_samples``, ``syntax_error_rate``, ``false_rate``, ``true_rate`` (these three sum to 1),
+        ``diversity``, ``num_unique``, ``unique_rate``, ``mean_length``, ``max_length`` (word tokens),
+        ``mean_depth`` (over parsable samples; None when there are none), then ``novelty_rate`` when
+        ``training_texts`` are given and ``diversity_stderr`` when the diversity was estimated.
+
+    Raises:
+        ValueError: empty ``predictions``, unknown ``level``, ``max_pairs`` not None or an integer >= 2.
+        TypeError: ``predictions``/``training_texts`` not a list of strings, ``seed`` not an integer.
+
+    >>> m = compute_metrics(["True and False", "not False", "True or", "not False"], training_texts=["not False"])
+    >>> m["syntax_error_rate"], m["false_rate"], m["true_rate"], m["num_unique"], m["novelty_rate"]
+    (0.25, 0.25, 0.5, 3, 0.5)
+    >>> round(m["diversity"], 6), m["mean_length"], m["max_length"], m["mean_depth"]
+    (0.666667, 2.25, 3, 2.0)
+    """
+    predictions = _as_strings(predictions, "predictions")
+    if not predictions:
+        raise ValueError("predictions must hold at least one string, got an empty list")
+    if training_texts is not None:
+        training_texts = _as_strings(training_texts, "training_texts")
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+    if max_pairs is not None and (isinstance(max_pairs, bool) or not isinstance(max_pairs, int) or max_pairs < 2):
+        raise ValueError(f"max_pairs must be None (exact) or an integer >= 2, got {max_pairs!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an integer, got {seed!r}")
+
+    n = len(predictions)
+    counts = Counter(predictions)
+    labels = Counter()
+    depth_sum = length_sum = max_length = 0
+    for text, count in counts.items():
+        tree = parse(text)
+        labels[label(tree)] += count
+        if tree is not None:
+            depth_sum += tree.depth * count
+        length = len(word_tokens(text))
+        length_sum += length * count
+        max_length = max(max_length, length)
+    num_valid = labels["true"] + labels["false"]
+
+    num_pairs = n * (n - 1) // 2
+    stderr = None
+    if max_pairs is not None and num_pairs > max_pairs:
+        value, stderr = estimate_diversity(predictions, max_pairs, level, seed=seed)
+    else:
+        value = diversity(predictions, level)
+
+    result = {
+        "num_samples": n,
+        "syntax_error_rate": labels["syntax_error"] / n,
+        "false_rate": labels["false"] / n,
+        "true_rate": labels["true"] / n,
+        "diversity": value,
+        "num_unique": len(counts),
+        "unique_rate": len(counts) / n,
+        "mean_length": length_sum / n,
+        "max_length": max_length,
+        "mean_depth": depth_sum / num_valid if num_valid else None,
+    }
+    if training_texts is not None:
+        result["novelty_rate"] = novelty_rate(predictions, training_texts)
+    if stderr is not None:
+        result["diversity_stderr"] = stderr
+    return result
