@@ -636,23 +636,27 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         return info
 
     @staticmethod
-    def _sibling(path: str, entry: dict, blobs: bool) -> dict:
+    def _pointer_size(entry: dict) -> int:
+        """Bytes of the git-LFS pointer file that stands for an LFS entry in git."""
+        return len(LFS_POINTER.format(oid=entry["sha256"], size=entry["size"]))
+
+    @classmethod
+    def _sibling(cls, path: str, entry: dict, blobs: bool) -> dict:
         sibling = {"rfilename": path}
         if blobs:
             sibling.update(size=entry["size"], blobId=entry["oid"])
             if entry["lfs"]:
-                pointer = LFS_POINTER.format(oid=entry["sha256"], size=entry["size"])
-                sibling["lfs"] = {"size": entry["size"], "sha256": entry["sha256"], "pointerSize": len(pointer)}
+                sibling["lfs"] = {"size": entry["size"], "sha256": entry["sha256"],
+                                  "pointerSize": cls._pointer_size(entry)}
         return sibling
 
     # ---- trees ----
 
-    @staticmethod
-    def _file_item(path: str, entry: dict) -> dict:
+    @classmethod
+    def _file_item(cls, path: str, entry: dict) -> dict:
         item = {"type": "file", "oid": entry["oid"], "size": entry["size"], "path": path}
         if entry["lfs"]:
-            pointer = LFS_POINTER.format(oid=entry["sha256"], size=entry["size"])
-            item["lfs"] = {"oid": entry["sha256"], "size": entry["size"], "pointerSize": len(pointer)}
+            item["lfs"] = {"oid": entry["sha256"], "size": entry["size"], "pointerSize": cls._pointer_size(entry)}
         return item
 
     @staticmethod
