@@ -25,10 +25,13 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, set_seed
+from torch import nn
 from tqdm.auto import tqdm
+from transformers import PreTrainedModel
+from transformers.pytorch_utils import Conv1D
 
 from scl_hf.config import TrainingConfig
-from scl_hf.model import cpu_training_kernels
+from scl_hf.cpu_kernels import cpu_training_kernels
 
 IGNORE_INDEX = -100  # target of padded positions in the last validation block (PyTorch's default)
 
@@ -216,16 +219,40 @@ def document_inputs(input_ids: torch.Tensor, bos_id: int) -> dict[str, torch.Ten
     return {"position_ids": index - seq_start, "attention_mask": mask[:, None]}
 
 
+def decay_groups(model: torch.nn.Module) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
+    """``(decay, no_decay)``: the trainable parameters split by the kind of module that holds them.
+
+    Decay: the weights of ``nn.Linear`` and transformers' ``Conv1D`` (GPT-2's projections), and of an
+    ``nn.Embedding`` tied to the output layer (GPT-2's token embedding is also its lm_head). No decay:
+    biases, LayerNorm parameters and an embedding that is only a lookup table (GPT-2's positions).
+    Each tensor is listed once, at its first name (tied weights share one tensor). A parameter of
+    any other kind of module is an error rather than a guess.
+    """
+    output = model.get_output_embeddings() if isinstance(model, PreTrainedModel) else None
+    output_weight = None if output is None else output.weight
+    decay, no_decay, seen = [], [], set()
+    for module_name, module in model.named_modules():
+        for name, param in module.named_parameters(recurse=False):
+            if not param.requires_grad or id(param) in seen:
+                continue
+            seen.add(id(param))
+            if name == "bias" or isinstance(module, nn.LayerNorm):
+                no_decay.append(param)
+            elif name == "weight" and isinstance(module, (nn.Linear, Conv1D)):
+                decay.append(param)
+            elif name == "weight" and isinstance(module, nn.Embedding):
+                (decay if param is output_weight else no_decay).append(param)
+            else:
+                raise ValueError(f"no weight-decay rule for {module_name}.{name} of a {type(module).__name__}")
+    return decay, no_decay
+
+
 def make_optimizer(model: torch.nn.Module, cfg: TrainingConfig, fused: bool = False) -> torch.optim.AdamW:
-    """AdamW with weight decay on weight matrices only (not biases, LayerNorms or the position table).
+    """AdamW with ``cfg.weight_decay`` on the ``decay`` group of ``decay_groups`` and none on the rest.
 
     ``fused``: one kernel for the whole update (CPU and CUDA; 4x faster than the default on a CPU).
     """
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():  # tied weights are listed once
-        if not param.requires_grad:
-            continue
-        (decay if param.dim() >= 2 and "wpe" not in name else no_decay).append(param)
+    decay, no_decay = decay_groups(model)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=learning_rate_at(0, cfg), betas=(cfg.adam_beta1, cfg.adam_beta2),
                              fused=fused or None)
@@ -301,7 +328,7 @@ def train_model(model, tokenizer, dataset, cfg: TrainingConfig, accelerator: Acc
     window_count, window_start, final_train_loss = 0, time.perf_counter(), math.nan
     progress = tqdm(total=cfg.max_steps, disable=not accelerator.is_local_main_process, desc="train")
 
-    # CPU: dropout masks from torch.rand, not the serial bernoulli_ (see scl_hf/model.py)
+    # CPU: dropout masks from torch.rand, not the serial bernoulli_ (see scl_hf/cpu_kernels.py)
     with cpu_training_kernels(model):
         for step in range(cfg.max_steps):
             # learning rate of this optimizer step, identical on every process

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import datasets
 import torch
+from helpers import TINY  # tests/helpers.py: tests/ is sys.path[0] when this file runs as a script
 
 from scl_hf.config import SamplingConfig, TrainingConfig
 from scl_hf.expressions import make_real_dataset
-from scl_hf.model import TINY, make_model
+from scl_hf.model import make_model
 from scl_hf.tokenizer import build_tokenizer
 
 NUM_PROCESSES = 2

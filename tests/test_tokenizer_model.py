@@ -1,10 +1,11 @@
 """Character tokenizer and GPT-2 factory: fixed vocabulary, lossless round trip, stock reloads."""
 
 import torch
+from helpers import TINY, num_parameters
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from scl_hf.expressions import ALPHABET, make_real_dataset
-from scl_hf.model import PAPER, TINY, make_model, num_parameters
+from scl_hf.model import PAPER, make_model
 from scl_hf.tokenizer import build_tokenizer
 
 

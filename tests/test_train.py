@@ -12,26 +12,28 @@ import datasets
 import numpy as np
 import pytest
 import torch
+from helpers import TINY
 from torch import nn
-from transformers import AutoModelForCausalLM
+from transformers import AttentionInterface, AutoModelForCausalLM, GPT2LMHeadModel
+from transformers.pytorch_utils import Conv1D
 
 import scl_hf.train as train_module
 from scl_hf.config import TrainingConfig
-from scl_hf.expressions import make_real_dataset
-from scl_hf.model import (
-    PAPER,
-    TINY,
+from scl_hf.cpu_kernels import (
+    CPU_ATTENTION,
     RandDropout,
     cpu_training_kernels,
     keep_freed_memory,
-    make_model,
     rand_dropout_attention,
 )
+from scl_hf.expressions import make_real_dataset
+from scl_hf.model import PAPER, make_gpt2_config, make_model
 from scl_hf.sample import sample_shard
 from scl_hf.tokenizer import build_tokenizer
 from scl_hf.train import (
     IGNORE_INDEX,
     PackedStream,
+    decay_groups,
     encode_sequences,
     learning_rate_at,
     make_accelerator,
@@ -103,16 +105,49 @@ def test_validation_blocks_score_every_token_once_and_mask_the_filler():
     assert targets.tolist() == [[5, 2, IGNORE_INDEX, 6], [IGNORE_INDEX, 7, 2, IGNORE_INDEX]]
 
 
+def names_of(model, params):
+    names = {id(p): n for n, p in model.named_parameters()}  # a tied tensor under its first name
+    return [names[id(p)] for p in params]
+
+
 def test_weight_decay_applies_to_matrices_but_not_biases_layernorms_or_positions():
     model = make_model(PAPER, build_tokenizer())
     decay, no_decay = make_optimizer(model, TrainingConfig()).param_groups
-    names = {id(p): n for n, p in model.named_parameters()}
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
-    assert sorted(names[id(p)] for p in decay["params"])[:3] == [
-        "transformer.h.0.attn.c_attn.weight", "transformer.h.0.attn.c_proj.weight", "transformer.h.0.mlp.c_fc.weight"]
-    assert len(decay["params"]) == 6 * 4 + 1  # four matrices per block and the (tied) token embedding
-    assert len(no_decay["params"]) == 6 * 8 + 2 + 1  # per block 4 biases + 2 LayerNorms x 2; ln_f x 2; wpe
+    blocks = [f"transformer.h.{i}." for i in range(6)]
+    assert names_of(model, decay["params"]) == ["transformer.wte.weight"] + [
+        b + s for b in blocks for s in ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight",
+                                        "mlp.c_proj.weight")]
+    assert names_of(model, no_decay["params"]) == ["transformer.wpe.weight"] + [
+        b + s for b in blocks for s in ("ln_1.weight", "ln_1.bias", "attn.c_attn.bias", "attn.c_proj.bias",
+                                        "ln_2.weight", "ln_2.bias", "mlp.c_fc.bias", "mlp.c_proj.bias")
+    ] + ["transformer.ln_f.weight", "transformer.ln_f.bias"]
+    assert model.lm_head.weight is model.transformer.wte.weight  # listed once, as the token embedding
     assert sum(p.numel() for g in (decay, no_decay) for p in g["params"]) == 10_753_152
+
+
+def test_weight_decay_follows_the_module_kind_not_the_name():
+    config = make_gpt2_config(TINY, build_tokenizer(TINY.n_positions))
+    config.tie_word_embeddings = False
+    untied = GPT2LMHeadModel(config)
+    decay, no_decay = decay_groups(untied)
+    assert "lm_head.weight" in names_of(untied, decay)  # the output layer decays ...
+    assert {"transformer.wte.weight", "transformer.wpe.weight"} <= set(names_of(untied, no_decay))  # ... lookups don't
+
+    class Net(nn.Module):  # names that mean nothing to the rule
+        def __init__(self) -> None:
+            super().__init__()
+            self.wpe, self.table, self.norm = nn.Linear(4, 4), nn.Embedding(5, 4), nn.LayerNorm(4)
+            self.conv = Conv1D(4, 4)
+            self.frozen = nn.Linear(4, 4).requires_grad_(False)
+
+    net = Net()
+    decay, no_decay = decay_groups(net)
+    assert names_of(net, decay) == ["wpe.weight", "conv.weight"]
+    assert names_of(net, no_decay) == ["wpe.bias", "table.weight", "norm.weight", "norm.bias", "conv.bias"]
+    net.scale = nn.Parameter(torch.ones(3))
+    with pytest.raises(ValueError, match="no weight-decay rule for .scale of a Net"):
+        decay_groups(net)
 
 
 def test_mixed_precision_auto_is_full_precision_on_cpu():
@@ -183,6 +218,26 @@ def test_cpu_training_kernels_swap_in_and_restore():
     assert model.config._attn_implementation == "sdpa"
     assert not any(isinstance(m, RandDropout) for m in model.modules())
     assert sum(type(m) is nn.Dropout for m in model.modules()) == 6 * 3 + 1
+    with cpu_training_kernels(model):  # a second entry finds the registration in place
+        assert AttentionInterface()[CPU_ATTENTION] is rand_dropout_attention
+
+
+def test_importing_registers_nothing_and_entering_the_kernels_registers_the_attention():
+    # a fresh interpreter: this one may have entered cpu_training_kernels already
+    script = """
+from transformers import AttentionInterface
+import scl_hf.cpu_kernels, scl_hf.model, scl_hf.train
+from scl_hf.cpu_kernels import CPU_ATTENTION, cpu_training_kernels, rand_dropout_attention
+from scl_hf.tokenizer import build_tokenizer
+before = CPU_ATTENTION in AttentionInterface()
+with cpu_training_kernels(scl_hf.model.make_model(scl_hf.model.PAPER, build_tokenizer())):
+    inside = AttentionInterface().get(CPU_ATTENTION) is rand_dropout_attention
+print(before, inside)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["False", "True"]
 
 
 def test_rand_dropout_attention_is_causal_attention_with_dropout():
