@@ -1,23 +1,77 @@
-"""Shared pieces of the benchmark scripts: the machine line and writing results into docs/BENCHMARKS.md."""
+"""Shared pieces of the benchmark scripts (``scripts/bench_*.py``): the facts line of a run, the BENCHMARKS.md writer.
+
+Every script prints its table; only with ``--write`` does it also put the table into its section of
+docs/BENCHMARKS.md. A run records measured facts only: the command, the date, ``machine()``, what it
+ran with, and the load average before and after.
+"""
 
 from __future__ import annotations
 
+import argparse
+import datetime
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 
 def machine() -> str:
-    """``CPU: <model name>, <n> cores, <t> torch threads`` for the command line of a benchmark entry."""
-    import torch
-
+    """``CPU: <model name>, <n> cores; Python <version>``: the machine a benchmark ran on (cores usable by it)."""
     try:
         name = next(line.split(":", 1)[1].strip() for line in subprocess.run(
             ["lscpu"], capture_output=True, text=True).stdout.splitlines() if line.startswith("Model name"))
     except (OSError, StopIteration):
         name = platform.processor() or "unknown CPU"
-    return f"CPU: {name}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"CPU: {name}, {cores} cores; Python {platform.python_version()}"
+
+
+def torch_stack() -> str:
+    """``torch <version>, transformers <version>; torch threads: <n>``, for the benchmarks that run the model."""
+    import torch
+    import transformers
+
+    versions = f"torch {torch.__version__}, transformers {transformers.__version__}"
+    return f"{versions}; torch threads: {torch.get_num_threads()}"
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, e.g. ``1.57 1.42 2.11``."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def facts(script: str, argv: list[str] | None, load_before: str, *details: str) -> str:
+    """The line under a run's heading: command, date, ``machine()``, ``details``, load average before and after.
+
+    ``script``: the script's ``__file__``; ``argv``: its ``main(argv)`` argument (None: the command line).
+    """
+    args = sys.argv[1:] if argv is None else argv
+    command = " ".join(["python", f"scripts/{Path(script).name}", *args])
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return "; ".join([f"Command: `{command}`", date, machine(), *details,
+                      f"load average (1, 5, 15 min) {load_before} before, {load_average()} after."])
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, default: Path) -> None:
+    """``--write`` (off: print only) and ``--output`` (the Markdown file ``--write`` writes, ``default``)."""
+    parser.add_argument("--write", action="store_true", help="also write the result into --output")
+    parser.add_argument("--output", type=Path, default=default, help="the Markdown file --write updates")
+
+
+def report(text: str, args: argparse.Namespace, heading: str, *, append: bool) -> None:
+    """Print ``text``; with ``args.write``, also write it into the ``heading`` section of ``args.output``.
+
+    ``append``: add ``text`` at the end of the section (a log of runs); else ``text`` is the whole section
+    (it starts with ``heading``) and replaces the previous one.
+    """
+    print(text)
+    if not args.write:
+        return
+    if append:
+        append_entry(args.output, heading, text)
+    else:
+        replace_section(args.output, heading, text)
 
 
 def append_entry(path: Path, heading: str, entry: str) -> None:

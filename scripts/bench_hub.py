@@ -1,8 +1,8 @@
 """Benchmark of the Hub path at the paper's shape: publish a generation to the embedded Hub, load it back, sync it.
 
 Usage:
-    python scripts/bench_hub.py                # print the table, rewrite its section of docs/BENCHMARKS.md
-    python scripts/bench_hub.py --no_write
+    python scripts/bench_hub.py                # print the table
+    python scripts/bench_hub.py --write        # ... and rewrite its section of docs/BENCHMARKS.md
 
 Builds a run directory with two paper-shape generations (GPT-2 6x384, 10.75M parameters, 43 MB of
 safetensors; 10,000 training rows and 10,000 samples each, as the loop writes them), then times:
@@ -16,18 +16,15 @@ embedded Hub. Everything is on loopback: these are the costs the Hub adds to a l
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
-from scl_hf.benchmarks import replace_section
+from scl_hf.benchmarks import add_output_arguments, facts, load_average, report
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Hub: publishing and loading a paper-shape generation (`scripts/bench_hub.py`)"
@@ -39,35 +36,34 @@ def make_run(out: Path) -> object:
     from datasets import Dataset
 
     from scl_hf.config import build_config, save_config
-    from scl_hf.cycles import revision
+    from scl_hf.cycles import rows
     from scl_hf.expressions import classify, depth, make_real_dataset
     from scl_hf.model import PAPER, make_model
+    from scl_hf.rundir import CONFIG, METRICS, MODEL, SAMPLES, TRAIN_DATA, gen_dir, tag
     from scl_hf.tokenizer import build_tokenizer
 
     cfg = build_config({"run_name": "bench", "output_dir": str(out / "runs"), "embedded_hub_root": str(out / "hub"),
                         "num_generations": 2})
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True)
-    save_config(cfg, run_dir / "config.yaml")
+    save_config(cfg, run_dir / CONFIG)
     tokenizer = build_tokenizer(PAPER.n_positions)
     d0 = make_real_dataset(10_000, seed=0)
     for g in range(2):
-        gen = run_dir / f"gen_{g:02d}"
+        gen = gen_dir(run_dir, g)
         torch.manual_seed(g)
         model = make_model(PAPER, tokenizer)
-        model.save_pretrained(gen / "model")
-        tokenizer.save_pretrained(gen / "model")
+        model.save_pretrained(gen / MODEL)
+        tokenizer.save_pretrained(gen / MODEL)
         train = d0 if g == 0 else make_real_dataset(10_000, seed=g)
-        Dataset.from_dict({"text": train, "origin": ["real" if g == 0 else "synthetic"] * len(train),
-                           "generation": [g - 1] * len(train),
-                           "model_revision": ["" if g == 0 else revision(g - 1)] * len(train)}
-                          ).save_to_disk(str(gen / "train_data"))
+        data = rows(train, "real", -1) if g == 0 else rows(train, "synthetic", g - 1, tag(g - 1))
+        data.save_to_disk(str(gen / TRAIN_DATA))
         samples = make_real_dataset(10_000, seed=100 + g)
         labels = [classify(s) for s in samples]
         Dataset.from_dict({"text": samples, "label": labels, "depth": [depth(s) or -1 for s in samples],
                            "truncated": [False] * len(samples), "generation": [g] * len(samples),
-                           "model_revision": [revision(g)] * len(samples)}).save_to_disk(str(gen / "samples"))
-        (gen / "metrics.json").write_text(json.dumps({
+                           "model_revision": [tag(g)] * len(samples)}).save_to_disk(str(gen / SAMPLES))
+        (gen / METRICS).write_text(json.dumps({
             "generation": g, "metrics": {"num_samples": len(samples), "true_rate": labels.count("true") / len(labels)},
             "train": {}, "sampling": {}, "data": {"num_rows": len(train), "origin_counts": {}, "curation": None}}))
     return cfg
@@ -79,28 +75,22 @@ def _timed(fn) -> tuple[float, object]:
     return time.perf_counter() - start, value
 
 
-def _machine() -> str:
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), "?")
-    return f"{model}, {len(os.sched_getaffinity(0))} cores; Python {platform.python_version()}"
-
-
-def _load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
+    add_output_arguments(parser, ROOT / "docs" / "BENCHMARKS.md")
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--no_write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
-    parser.add_argument("--output", default=str(ROOT / "docs" / "BENCHMARKS.md"), help="markdown file to update")
-    args = parser.parse_args(argv)
-    load_before = _load()
+    args = make_parser().parse_args(argv)
+    load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="scl_hf_bench_hub_") as tmp:
         tmp = Path(tmp)
         os.environ["HF_HOME"] = str(tmp / "hf_home")  # an empty cache: loads really download
         os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
         os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
         from scl_hf.hub.target import configure_hub
+        from scl_hf.rundir import MODEL, gen_dir, tag
 
         cfg = make_run(tmp)
         target = configure_hub(cfg)  # the embedded Hub, before the libraries below are imported
@@ -110,20 +100,20 @@ def main(argv: list[str] | None = None) -> int:
         from scl_hf.hub.sync import sync_run
 
         rows = []
-        weights = (cfg.run_dir / "gen_00" / "model" / "model.safetensors").stat().st_size
+        weights = (gen_dir(cfg.run_dir, 0) / MODEL / "model.safetensors").stat().st_size
         for g in (0, 1):
             seconds, _ = _timed(lambda g=g: publish_generation(cfg.run_dir, g, cfg, target))
-            rows.append((f"publish gen-{g:02d} (first time)", seconds))
+            rows.append((f"publish {tag(g)} (first time)", seconds))
         seconds, _ = _timed(lambda: [publish_generation(cfg.run_dir, g, cfg, target) for g in (0, 1)])
         rows.append(("publish both again (resume: no new commit)", seconds))
         seconds, _ = _timed(lambda: load_generation(target.model_repo_id, 1))
-        rows.append(("load_generation gen-01, empty cache (model + tokenizer)", seconds))
+        rows.append((f"load_generation {tag(1)}, empty cache (model + tokenizer)", seconds))
         seconds, _ = _timed(lambda: load_generation(target.model_repo_id, 1))
-        rows.append(("load_generation gen-01, cached", seconds))
+        rows.append((f"load_generation {tag(1)}, cached", seconds))
         seconds, data = _timed(lambda: load_generation_data(target.dataset_repo_id, 1))
-        rows.append((f"load_generation_data gen-01, empty cache ({len(data['train']):,} + "
+        rows.append((f"load_generation_data {tag(1)}, empty cache ({len(data['train']):,} + "
                      f"{len(data['samples']):,} rows)", seconds))
-        url = f"{target.endpoint}/{target.model_repo_id}/resolve/gen-01/model.safetensors"
+        url = f"{target.endpoint}/{target.model_repo_id}/resolve/{tag(1)}/model.safetensors"
         seconds, body = _timed(lambda: urllib.request.urlopen(url).read())
         assert len(body) == weights
         rows.append((f"GET model.safetensors ({weights / 1e6:.1f} MB): {weights / 1e6 / seconds:.0f} MB/s", seconds))
@@ -132,14 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(("sync_run of both generations to a second embedded Hub", seconds))
         mirror.stop()
         target.stop()
-    for name, seconds in rows:
-        print(f"{seconds:8.2f} s  {name}")
-    command = "python scripts/bench_hub.py " + " ".join(argv if argv is not None else sys.argv[1:])
     text = "\n".join([
         SECTION,
         "",
-        f"Command: `{command.strip()}`; {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
-        f"CPU: {_machine()}; load average (1, 5, 15 min) {load_before} before, {_load()} after.",
+        facts(__file__, argv, load_before),
         "",
         "| step | seconds |",
         "|---|---|",
@@ -151,8 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         "and rendering the cards; loads go through `from_pretrained` / `load_dataset` with an empty HF cache.",
         "",
     ])
-    if not args.no_write:
-        replace_section(Path(args.output), SECTION, text)
+    report(text, args, SECTION, append=False)
     return 0
 
 

@@ -3,24 +3,22 @@ double loop over pairs (``rapidfuzz.distance.Levenshtein.normalized_distance``),
 scaled up by the number of pairs.
 
 Usage:
-    python scripts/bench_metric.py                    # print the table, rewrite its section of docs/BENCHMARKS.md
-    python scripts/bench_metric.py --no_write --repeats 1 --subset 300
+    python scripts/bench_metric.py                    # print the table
+    python scripts/bench_metric.py --write            # ... and rewrite its section of docs/BENCHMARKS.md
+    python scripts/bench_metric.py --repeats 1 --subset 300   # a quick look
 
 Each case runs in a fresh Python process, so that its peak resident memory is its own. Cases: the real dataset
 (``make_real_dataset(10_000, seed=0)``) at both levels and with ``max_pairs``, a collapsed generation (10,000
 samples of 20 distinct strings), and the real dataset through the evaluate module (``evaluate.load`` of the
 folder, then ``compute``) in a process where torch and transformers are hidden, as in a pipeline without the
-training stack (otherwise ``import evaluate`` alone would load both). Wall time depends on what else the
-machine runs: the load average is recorded, and so is the CPU time of the process (all its threads).
+training stack (otherwise ``import evaluate`` alone would load both). The load average before and after
+is recorded, and so is the CPU time of the process (all its threads).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -28,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from scl_hf.benchmarks import replace_section
+from scl_hf.benchmarks import add_output_arguments, facts, load_average, report
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Metric: boolean_expressions (`scripts/bench_metric.py`)"
@@ -118,23 +116,11 @@ def _child(path: str, level: str, max_pairs: int | None, api: str, repeats: int,
     }
 
 
-def _machine() -> dict:
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), "?")
+def _libraries() -> str:
     import numpy
     import rapidfuzz
 
-    return {
-        "cpu": model,
-        "cores": len(os.sched_getaffinity(0)),
-        "python": platform.python_version(),
-        "numpy": numpy.__version__,
-        "rapidfuzz": rapidfuzz.__version__,
-    }
-
-
-def _load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"numpy {numpy.__version__}, rapidfuzz {rapidfuzz.__version__}"
 
 
 def _table(rows: list[tuple[str, str, int | None, str, dict]]) -> str:
@@ -155,13 +141,17 @@ def _table(rows: list[tuple[str, str, int | None, str, dict]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of compute_metrics per case (best kept)")
     parser.add_argument("--subset", type=int, default=1000, help="samples the double loop is timed on")
-    parser.add_argument("--no_write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
-    parser.add_argument("--output", default=str(ROOT / "docs" / "BENCHMARKS.md"), help="markdown file to update")
+    add_output_arguments(parser, ROOT / "docs" / "BENCHMARKS.md")
     parser.add_argument("--child", nargs=4, metavar=("FILE", "LEVEL", "MAX_PAIRS", "API"), help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.subset < 2:
         parser.error("--repeats must be >= 1 and --subset >= 2")
@@ -171,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                                 args.subset)))
         return 0
 
-    load_before = _load()
+    load_before = load_average()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for case in ("real", "collapsed"):
@@ -183,34 +173,25 @@ def main(argv: list[str] | None = None) -> int:
                 capture_output=True, text=True, check=True)
             rows.append((case, level, max_pairs, api, json.loads(out.stdout)))
             print(f"{case} {level} {max_pairs} {api}: {rows[-1][-1]['wall_best']:.3f} s", file=sys.stderr)
-    machine = _machine()
-    command = "python scripts/bench_metric.py " + " ".join(argv if argv is not None else sys.argv[1:])
     text = "\n".join([
         SECTION,
         "",
-        f"Command: `{command.strip()}`; {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
-        f"CPU: {machine['cpu']}, {machine['cores']} cores; Python {machine['python']}, numpy {machine['numpy']}, "
-        f"rapidfuzz {machine['rapidfuzz']}; load average (1, 5, 15 min) {load_before} before, {_load()} after.",
+        facts(__file__, argv, load_before, _libraries()),
         "",
         _table(rows),
         "",
-        "Goals on 2 cores: the real set at the token level in under 1.5 s and 200 MB peak; the collapsed set in "
-        "under 0.1 s. Wall and CPU seconds: best of the timed calls of `compute_metrics` (parsing, lengths, "
+        "Wall and CPU seconds: best of the timed calls of `compute_metrics` (parsing, lengths, "
         "diversity, and the estimate where max_pairs is set) or of the evaluate module's `compute` (which also "
         "writes the predictions to an Arrow cache and reads them back; run in a process where torch and "
         "transformers are hidden, as in a pipeline without the training stack). CPU seconds count all threads of "
-        "the process and do not grow with the load of a shared machine: on an idle one the wall time lies between "
-        "CPU s / cores and CPU s; when the load average exceeds the number of cores, other processes stretch the "
-        "wall time. Peak RSS: the whole process (interpreter, numpy, rapidfuzz, the 10,000 strings, and for the "
+        "the process. Peak RSS: the whole process (interpreter, numpy, rapidfuzz, the 10,000 strings, and for the "
         "evaluate rows evaluate, datasets and pyarrow); traced peak: Python and numpy allocations during one call. "
         "Double loop: `naive_diversity` (the definition, one `Levenshtein.normalized_distance` call per pair) on "
         f"the first {args.subset:,} samples, scaled by the number of pairs; speed-up = scaled double loop / best "
         "wall time of the whole call. The fast and the plain diversity of that subset differ by at most "
         f"{max(r['subset_abs_diff'] for *_, r in rows):.1e}.",
     ])
-    print(text)
-    if not args.no_write:
-        replace_section(Path(args.output), SECTION, text)
+    report(text, args, SECTION, append=False)
     return 0
 
 

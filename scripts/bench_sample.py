@@ -1,9 +1,10 @@
 """Sampling throughput of ``scl_hf.sample.sample_expressions`` against ``model.generate``, at the paper shape.
 
 Usage:
-    python scripts/bench_sample.py                           # train briefly, compare, append to docs/BENCHMARKS.md
+    python scripts/bench_sample.py                           # train briefly, compare, print the table
     python scripts/bench_sample.py --save-model /tmp/m       # keep the briefly trained model ...
-    python scripts/bench_sample.py --model /tmp/m --no-append   # ... and reuse it
+    python scripts/bench_sample.py --model /tmp/m --write    # ... reuse it, append the table to docs/BENCHMARKS.md
+    python scripts/bench_sample.py --num-samples 8 --batch-size 4 --train-steps 2 --train-batch-size 2   # smoke
 
 The paper-shape GPT-2 is first trained for ``--train-steps`` steps on real expressions, so that its
 samples have a realistic spread of lengths (a model that never emits <eos> would make every method
@@ -16,19 +17,15 @@ temperature, length cap (n_positions - 1 = 255 new tokens) and batch size: ``mod
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import datasets
 import torch
-import transformers
 from transformers import AutoModelForCausalLM
 
-from scl_hf.benchmarks import append_entry, machine
+from scl_hf.benchmarks import add_output_arguments, facts, load_average, report, torch_stack
 from scl_hf.config import SamplingConfig, TrainingConfig
 from scl_hf.expressions import classify, make_real_dataset
 from scl_hf.model import PAPER, make_model
@@ -57,7 +54,7 @@ def generate_samples(model, tokenizer, num_samples: int, batch_size: int, temper
     return rows, time.perf_counter() - start
 
 
-def main(argv: list[str] | None = None) -> None:
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--num-samples", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=SamplingConfig.per_device_sample_batch_size,
@@ -67,11 +64,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-batch-size", type=int, default=16)
     parser.add_argument("--model", help="load this saved model instead of training one")
     parser.add_argument("--save-model", help="save the briefly trained model here")
-    parser.add_argument("--output", default=str(REPO / "docs" / "BENCHMARKS.md"))
-    parser.add_argument("--no-append", action="store_true", help="print the table only")
-    args = parser.parse_args(argv)
+    add_output_arguments(parser, REPO / "docs" / "BENCHMARKS.md")
+    return parser
 
-    load_before = os.getloadavg()
+
+def main(argv: list[str] | None = None) -> None:
+    args = make_parser().parse_args(argv)
+    load_before = load_average()
     tokenizer = build_tokenizer(PAPER.n_positions)
     if args.model:
         model = AutoModelForCausalLM.from_pretrained(args.model)
@@ -104,7 +103,6 @@ def main(argv: list[str] | None = None) -> None:
         ours_truncated += result.truncated
         ours_tokens += result.num_tokens
         ours_seconds += result.seconds
-    load_after = os.getloadavg()
 
     eos = tokenizer.eos_token_id
     gen_texts = tokenizer.batch_decode([ids[:-1] if ids[-1:] == [eos] else ids for ids in generated])
@@ -122,21 +120,12 @@ def main(argv: list[str] | None = None) -> None:
                     f"{num_tokens / seconds:,.0f} | {statistics.mean(lengths):.1f} / {max(lengths)} | {truncated} | "
                     f"{errors / len(texts):.1%} | {generate_seconds / seconds:.2f}x |")
     table = "\n".join(rows)
-    summary = (f"sample_expressions is {generate_seconds / ours_seconds:.2f}x as fast as model.generate "
-               f"(goal >= 2x). 10,000 samples at this speed: {10_000 * ours_seconds / args.num_samples:.0f} s on "
-               f"this machine. H200: no GPU was lent to this task, so the GPU figures (tokens/s and MFU at bf16, "
-               f"time for 10,000 samples, projected paper generation) could not be measured here.")
-    print(table)
-    print(summary)
-    if not args.no_append:
-        command = " ".join(["python scripts/bench_sample.py", *(sys.argv[1:] if argv is None else argv)])
-        date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        entry = (f"\n### Run of {date}\n\nCommand: `{command}`; {machine()}; torch {torch.__version__}, "
-                 f"transformers {transformers.__version__}; paper-shape model {trained}; temperature "
-                 f"{args.temperature}, cap {cap} new tokens, batch {args.batch_size}; load average (1, 5, 15 min) "
-                 f"{' '.join(f'{x:.2f}' for x in load_before)} before, {' '.join(f'{x:.2f}' for x in load_after)} "
-                 f"after.\n\n{table}\n\n{summary}\n")
-        append_entry(Path(args.output), HEADING, entry)
+    summary = (f"sample_expressions is {generate_seconds / ours_seconds:.2f}x as fast as model.generate. "
+               f"10,000 samples at this speed: {10_000 * ours_seconds / args.num_samples:.0f} s.")
+    setup = (f"paper-shape model {trained}; temperature {args.temperature}, cap {cap} new tokens, "
+             f"batch {args.batch_size}")
+    report(f"\n### Run\n\n{facts(__file__, argv, load_before, torch_stack(), setup)}\n\n{table}\n\n{summary}\n",
+           args, HEADING, append=True)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Training throughput of ``scl_hf.train.train_model`` against plain reference loops, at the paper shape.
 
 Usage:
-    python scripts/bench_train.py                      # paper shape, batch 64, append to docs/BENCHMARKS.md
-    python scripts/bench_train.py --batch-size 16 --steps 2 --rounds 1 --no-append   # a quick look
+    python scripts/bench_train.py                      # paper shape, batch 64: print the table
+    python scripts/bench_train.py --write              # ... and append it to docs/BENCHMARKS.md
+    python scripts/bench_train.py --batch-size 16 --steps 2 --rounds 1   # a quick look
     python scripts/bench_train.py --components --batch-size 16   # what dropout costs, part by part
 
 Every variant trains the paper's GPT-2 (6 x 384, 256 positions) on the blocks train.py packs from
@@ -26,9 +27,7 @@ Variants:
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -39,11 +38,10 @@ from pathlib import Path
 import datasets
 import torch
 import torch.nn.functional as F
-import transformers
 from torch import nn
 from transformers import GPT2LMHeadModel
 
-from scl_hf.benchmarks import append_entry, machine
+from scl_hf.benchmarks import add_output_arguments, facts, load_average, report, torch_stack
 from scl_hf.config import TrainingConfig
 from scl_hf.expressions import make_real_dataset
 from scl_hf.model import PAPER, make_gpt2_config
@@ -189,7 +187,7 @@ def components(batch: int, dropout: float) -> str:
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from transformers.activations import ACT2FN
 
-    from scl_hf.model import keep_freed_memory, rand_dropout, rand_dropout_attention
+    from scl_hf.cpu_kernels import keep_freed_memory, rand_dropout, rand_dropout_attention
 
     t, c, h = PAPER.n_positions, PAPER.n_embd, PAPER.n_head
     torch.manual_seed(0)
@@ -238,34 +236,33 @@ def components(batch: int, dropout: float) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--batch-size", type=int, default=64, help="blocks of 256 tokens per step (paper: 64)")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per variant and round")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per variant and round")
     parser.add_argument("--rounds", type=int, default=2, help="the variants take turns this many times")
     parser.add_argument("--dropout", type=float, default=0.2)
-    parser.add_argument("--output", default=str(REPO / "docs" / "BENCHMARKS.md"))
-    parser.add_argument("--no-append", action="store_true", help="print the table only")
+    add_output_arguments(parser, REPO / "docs" / "BENCHMARKS.md")
     parser.add_argument("--run-variant", choices=list(VARIANTS), help=argparse.SUPPRESS)  # child process
     parser.add_argument("--components", action="store_true", help="time the parts dropout adds, not the variants")
-    args = parser.parse_args(argv)
-    if args.components:
-        table = components(args.batch_size, args.dropout)
-        print(table)
-        if not args.no_append:
-            date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-            command = " ".join(["python scripts/bench_train.py", *(sys.argv[1:] if argv is None else argv)])
-            append_entry(Path(args.output), HEADING, f"\n### Components, {date}\n\nCommand: `{command}`; {machine()}; "
-                         f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} after.\n\n{table}\n")
-        return
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = make_parser().parse_args(argv)
     if args.run_variant:
         wall, cpu = run_variant(args.run_variant, args.batch_size, args.warmup, args.steps, args.dropout)
         print(json.dumps({"wall": wall, "cpu": cpu}))
         return
+    load_before = load_average()
+    if args.components:
+        table = components(args.batch_size, args.dropout)
+        report(f"\n### Components\n\n{facts(__file__, argv, load_before, torch_stack())}\n\n{table}\n", args,
+               HEADING, append=True)
+        return
 
     # every variant runs in a fresh process: no allocator state or memory carries over between them
-    load_before = os.getloadavg()
     results: dict[str, list[tuple[float, float]]] = {key: [] for key in VARIANTS}
     tokens = args.batch_size * PAPER.n_positions
     for round_index in range(args.rounds):
@@ -278,7 +275,6 @@ def main(argv: list[str] | None = None) -> None:
             results[key].append((timing["wall"], timing["cpu"]))
             print(f"round {round_index + 1}: {VARIANTS[key].format(p=args.dropout)}: "
                   f"{tokens / timing['wall']:,.0f} tokens/s, {timing['cpu']:.2f} CPU s/step", flush=True)
-    load_after = os.getloadavg()
 
     best = {key: tokens / min(w for w, _ in runs) for key, runs in results.items()}
     rows = ["| variant | tokens/s (best round) | tokens/s (median round) | CPU s per step (best) | vs reference |",
@@ -290,22 +286,15 @@ def main(argv: list[str] | None = None) -> None:
     table = "\n".join(rows)
     summary = (f"Stock GPT-2 (gelu_new) at dropout {args.dropout}: {best['stock0'] / best['stock'] - 1:.0%} slower "
                f"than at dropout 0. train.py at dropout {args.dropout}: {best['train'] / best['reference']:.2f}x the "
-               f"reference loop on the same model (goal >= 1.0), {best['train'] / best['minimal']:.2f}x the minimal "
+               f"reference loop on the same model, {best['train'] / best['minimal']:.2f}x the minimal "
                f"hand-written GPT, {best['train'] / best['stock'] :.2f}x stock GPT-2 at the same dropout and "
                f"{best['train'] / best['stock0']:.2f}x stock GPT-2 at dropout 0. One paper generation's training "
                f"(5,000 steps of 64 x 256 tokens) at the best train.py speed: "
-               f"{5000 * 64 * 256 / best['train'] / 3600:.1f} h on this machine.")
-    print(table)
-    print(summary)
-    if not args.no_append:
-        command = " ".join(["python scripts/bench_train.py", *(sys.argv[1:] if argv is None else argv)])
-        date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        entry = (f"\n### Run of {date}\n\nCommand: `{command}`; {machine()}; torch {torch.__version__}, "
-                 f"transformers {transformers.__version__}; batch {args.batch_size} x 256 tokens, {args.steps} timed "
-                 f"steps after {args.warmup} per variant and round, {args.rounds} rounds, each variant in a fresh "
-                 f"process; load average (1, 5, 15 min) {' '.join(f'{x:.2f}' for x in load_before)} before, "
-                 f"{' '.join(f'{x:.2f}' for x in load_after)} after.\n\n{table}\n\n{summary}\n")
-        append_entry(Path(args.output), HEADING, entry)
+               f"{5000 * 64 * 256 / best['train'] / 3600:.1f} h.")
+    setup = (f"batch {args.batch_size} x 256 tokens, {args.steps} timed steps after {args.warmup} per variant and "
+             f"round, {args.rounds} rounds, each variant in a fresh process")
+    report(f"\n### Run\n\n{facts(__file__, argv, load_before, torch_stack(), setup)}\n\n{table}\n\n{summary}\n",
+           args, HEADING, append=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,16 @@
-"""The benchmark scripts' shared writer of docs/BENCHMARKS.md sections."""
+"""The benchmark scripts' shared pieces: the facts line, print-only by default, and the BENCHMARKS.md writer."""
 
-from scl_hf.benchmarks import append_entry, replace_section
+import argparse
+import importlib.util
+import platform
+import re
+from pathlib import Path
+
+import pytest
+
+from scl_hf.benchmarks import add_output_arguments, append_entry, facts, machine, replace_section, report
+
+SCRIPTS = sorted((Path(__file__).resolve().parents[1] / "scripts").glob("bench_*.py"))
 
 
 def test_sections_are_appended_to_and_replaced_without_touching_others(tmp_path):
@@ -10,3 +20,50 @@ def test_sections_are_appended_to_and_replaced_without_touching_others(tmp_path)
     append_entry(path, "## A", "run 2")
     replace_section(path, "## B", "## B\n\nnew")
     assert path.read_text() == "# Benchmarks\n\n## A\nrun 1\nrun 2\n\n## B\n\nnew\n"
+
+
+def parse(argv, path):
+    parser = argparse.ArgumentParser()
+    add_output_arguments(parser, path)
+    return parser.parse_args(argv)
+
+
+def test_report_prints_and_writes_only_with_write(tmp_path, capsys):
+    path = tmp_path / "BENCHMARKS.md"
+    report("## A\n\ntable 1", parse([], path), "## A", append=False)
+    assert capsys.readouterr().out == "## A\n\ntable 1\n"
+    assert not path.exists()
+
+    report("## A\n\ntable 2", parse(["--write"], path), "## A", append=False)
+    report("run 3", parse(["--write"], path), "## A", append=True)
+    assert capsys.readouterr().out == "## A\n\ntable 2\nrun 3\n"
+    assert path.read_text() == "# Benchmarks\n\n## A\n\ntable 2\nrun 3\n"
+
+    other = tmp_path / "other.md"
+    report("run 4", parse(["--write", "--output", str(other)], path), "## A", append=True)
+    assert other.read_text() == "# Benchmarks\n\n## A\nrun 4\n"
+    assert path.read_text() == "# Benchmarks\n\n## A\n\ntable 2\nrun 3\n"
+
+
+def test_facts_line_holds_command_date_machine_details_and_load():
+    line = facts("/anywhere/scripts/bench_x.py", ["--steps", "2"], "1.00 2.00 3.00", "torch 9 (2 threads)")
+    assert re.fullmatch(r"Command: `python scripts/bench_x\.py --steps 2`; \d{4}-\d\d-\d\d \d\d:\d\d UTC; (.+); "
+                        r"torch 9 \(2 threads\); load average \(1, 5, 15 min\) 1\.00 2\.00 3\.00 before, "
+                        r"\d+\.\d\d \d+\.\d\d \d+\.\d\d after\.", line).group(1) == machine()
+    assert re.fullmatch(rf"CPU: .+, \d+ cores; Python {re.escape(platform.python_version())}", machine())
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_every_bench_script_prints_only_unless_told_to_write(script):
+    spec = importlib.util.spec_from_file_location(script.stem, script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    parser = module.make_parser()
+    default = parser.parse_args([])
+    assert default.write is False
+    assert default.output == script.parents[1] / "docs" / "BENCHMARKS.md"
+    assert parser.parse_args(["--write"]).write is True
+
+
+def test_the_four_bench_scripts_are_covered():
+    assert [p.name for p in SCRIPTS] == ["bench_hub.py", "bench_metric.py", "bench_sample.py", "bench_train.py"]
