@@ -89,15 +89,16 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["HF_HOME"] = str(tmp / "hf_home")  # an empty cache: loads really download
         os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
         os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-        from scl_hf.hub.target import configure_hub
-        from scl_hf.rundir import MODEL, gen_dir, tag
-
-        cfg = make_run(tmp)
-        target = configure_hub(cfg)  # the embedded Hub, before the libraries below are imported
-        from scl_hf.hub.load import load_generation, load_generation_data
+        from scl_hf.hub.load import load_generation, load_generation_data, point_libraries_at
         from scl_hf.hub.publish import publish_generation
         from scl_hf.hub.server import HubServer
         from scl_hf.hub.sync import sync_run
+        from scl_hf.hub.target import open_hub
+        from scl_hf.rundir import MODEL, gen_dir, tag
+
+        cfg = make_run(tmp)
+        target = open_hub(cfg)  # the embedded Hub, served from this process
+        point_libraries_at(target.endpoint)  # the loads below read it through the libraries' global endpoint
 
         rows = []
         weights = (gen_dir(cfg.run_dir, 0) / MODEL / "model.safetensors").stat().st_size
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds, _ = _timed(lambda: sync_run(cfg.run_dir, to=mirror.url, namespace="mirror"))
         rows.append(("sync_run of both generations to a second embedded Hub", seconds))
         mirror.stop()
-        target.stop()
+        target.close()
     text = "\n".join([
         SECTION,
         "",

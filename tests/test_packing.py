@@ -4,7 +4,8 @@ import numpy as np
 import torch
 
 from scl_hf.config import ModelConfig
-from scl_hf.model import cpu_training_kernels, make_model
+from scl_hf.cpu_kernels import cpu_training_kernels
+from scl_hf.model import make_model
 from scl_hf.tokenizer import build_tokenizer
 from scl_hf.train import IGNORE_INDEX, PackedStream, document_inputs, validation_blocks
 

@@ -9,11 +9,12 @@ from collections import Counter
 import datasets
 import pytest
 import torch
+from helpers import TINY
 from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from scl_hf.config import SamplingConfig, TrainingConfig
 from scl_hf.expressions import make_real_dataset
-from scl_hf.model import TINY, make_model
+from scl_hf.model import make_model
 from scl_hf.sample import process_seed, sample_expressions, sample_token_ids, shard_size, warp_logits
 from scl_hf.tokenizer import build_tokenizer
 from scl_hf.train import make_accelerator, train_model
