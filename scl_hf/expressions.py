@@ -23,11 +23,12 @@ with equal probability) and a depth drawn uniformly from ``[1, d - 1]`` to the o
 wrapped in parentheses where precedence requires it (a binary operand of ``not``, an ``or`` inside
 ``and``, a same-operator right operand) and otherwise with probability ``paren_prob`` (the paper's
 examples contain redundant parentheses). The real dataset D0 keeps the unique expressions that
-evaluate to True.
+evaluate to True; ``num_true_expressions`` counts how many distinct ones the generator can make.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from collections import Counter
@@ -172,6 +173,9 @@ def to_text(tree: Expr) -> str:
     return "".join(out)
 
 
+MAX_DEPTH = 500  # random_tree recurses once per level, and Python's default recursion limit is 1000 frames
+
+
 @dataclass(frozen=True)
 class GeneratorConfig:
     """Branching probabilities of the random generator (see the module docstring). Defaults: the paper's bounds."""
@@ -185,12 +189,18 @@ class GeneratorConfig:
     true_prob: float = 0.5  # probability that a literal is True
 
     def __post_init__(self) -> None:
+        weights = ("not_weight", "and_weight", "or_weight")
+        total = sum(getattr(self, k) for k in weights)
+        largest = max(weights, key=lambda k: getattr(self, k))
         checks = [
+            # first: inf passes ">= 0" and nan fails every comparison, which would hide what is wrong
+            *((math.isfinite(getattr(self, k)), k, "a finite number") for k in (*weights, "paren_prob", "true_prob")),
             (self.min_depth >= 1, "min_depth", "an integer >= 1"),
             (self.max_depth >= self.min_depth, "max_depth", f"an integer >= min_depth={self.min_depth}"),
-            *((getattr(self, k) >= 0.0, k, "a number >= 0") for k in ("not_weight", "and_weight", "or_weight")),
-            (self.not_weight + self.and_weight + self.or_weight > 0.0, "not_weight",
-             "a number > 0 when and_weight and or_weight are 0"),
+            (self.max_depth <= MAX_DEPTH, "max_depth", f"at most {MAX_DEPTH} (the generator recurses once per level)"),
+            *((getattr(self, k) >= 0.0, k, "a number >= 0") for k in weights),
+            (total > 0.0, "not_weight", "a number > 0 when and_weight and or_weight are 0"),
+            (math.isfinite(total), largest, "small enough that not_weight + and_weight + or_weight is finite"),
             *((0.0 <= getattr(self, k) <= 1.0, k, "in [0, 1]") for k in ("paren_prob", "true_prob")),
         ]
         for ok, key, allowed in checks:
@@ -198,14 +208,15 @@ class GeneratorConfig:
                 raise ValueError(f"{key} must be {allowed}, got {getattr(self, key)!r}")
 
 
-def _needs_parens(parent: str, child: Expr, right: bool) -> bool:
-    if child.op in ("True", "False", "()", "not"):
+def _needs_parens(parent: str, child_op: str, right: bool) -> bool:
+    """Whether a child whose root is ``child_op`` must be parenthesized under ``parent`` to print unambiguously."""
+    if child_op in ("True", "False", "()", "not"):
         return False
     if parent == "not":
         return True
     if parent == "and":
-        return child.op == "or" or right
-    return right and child.op == "or"  # parent "or": only a right "or" would re-associate
+        return child_op == "or" or right
+    return right and child_op == "or"  # parent "or": only a right "or" would re-associate
 
 
 def random_tree(rng: random.Random, cfg: GeneratorConfig = GeneratorConfig()) -> Expr:
@@ -214,7 +225,7 @@ def random_tree(rng: random.Random, cfg: GeneratorConfig = GeneratorConfig()) ->
     ops, weights = ("not", "and", "or"), (cfg.not_weight, cfg.and_weight, cfg.or_weight)
 
     def wrap(parent: str, child: Expr, right: bool) -> Expr:
-        if _needs_parens(parent, child, right) or rng.random() < cfg.paren_prob:
+        if _needs_parens(parent, child.op, right) or rng.random() < cfg.paren_prob:
             return Expr("()", (child,))
         return child
 
@@ -230,6 +241,60 @@ def random_tree(rng: random.Random, cfg: GeneratorConfig = GeneratorConfig()) ->
 
     tree = build(target)
     return Expr("()", (tree,)) if rng.random() < cfg.paren_prob else tree
+
+
+def num_true_expressions(cfg: GeneratorConfig = GeneratorConfig(), limit: int | None = None) -> int:
+    """How many distinct strings ``make_real_dataset`` can return: the True texts ``random_tree`` can emit.
+
+    Every tree ``random_tree`` can draw is counted once: a literal at depth 1 (True and/or False, as
+    ``true_prob`` allows), above it every operator of nonzero weight, a binary node over every pair of
+    children whose deeper one has depth d - 1, and around each child none or one pair of parentheses
+    (exactly one where ``_needs_parens`` requires it; none or one otherwise, as ``paren_prob`` allows:
+    both for 0 < paren_prob < 1), likewise around the whole. ``to_text`` is injective on these trees
+    (``parse`` inverts it), so trees and strings are counted alike.
+
+    The count is a dynamic programme over depth on (root operator, value), exact in Python integers.
+    It grows about as the square per level (default knobs, depth 1..max_depth: 2, 38, 7,726,
+    248,449,310, about 2.3e17 and 1.8e35 for max_depth 1 to 6), so ``limit`` stops it early: with
+    ``limit`` the result is ``min(count, limit)``, in at most ``max_depth`` steps on integers of
+    at most ``limit ** 2``.
+    """
+    def cap(x: int) -> int:
+        return x if limit is None else min(x, limit)
+
+    binary = [op for op, w in (("and", cfg.and_weight), ("or", cfg.or_weight)) if w > 0]
+    wrap_ways = 2 if 0.0 < cfg.paren_prob < 1.0 else 1  # no parentheses or one pair, where both can happen
+    # child positions: (parent, right); per position and value, the ways to print a child (parentheses included)
+    positions = [("not", False)] + [(op, right) for op in binary for right in (False, True)]
+    exact = {p: {True: 0, False: 0} for p in positions}  # children of depth d - 1
+    below = {p: {True: 0, False: 0} for p in positions}  # children of depth < d - 1
+    # trees of depth exactly d, by (root operator, value); a literal's "operator" is "True"
+    level = {("True", True): int(cfg.true_prob > 0.0), ("True", False): int(cfg.true_prob < 1.0)}
+    total = 0
+    for d in range(1, cfg.max_depth + 1):
+        if d > 1:
+            level = {}
+            if cfg.not_weight > 0:
+                for v in (True, False):
+                    level["not", v] = exact["not", False][not v]
+            for op in binary:
+                left, right = exact[op, False], exact[op, True]
+                left_below, right_below = below[op, False], below[op, True]
+                for v in (True, False):  # the left child of depth d - 1 (the right one: any), or only the right one
+                    level[op, v] = cap(sum(left[a] * (right[b] + right_below[b]) + left_below[a] * right[b]
+                                           for a in (True, False) for b in (True, False)
+                                           if (a and b if op == "and" else a or b) == v))
+        if d >= cfg.min_depth:
+            total = cap(total + wrap_ways * sum(n for (_, v), n in level.items() if v))
+            if limit is not None and total >= limit:
+                return total
+        for parent, is_right in positions:
+            p = (parent, is_right)
+            for v in (True, False):
+                below[p][v] = cap(below[p][v] + exact[p][v])
+                exact[p][v] = cap(sum(n * (1 if _needs_parens(parent, op, is_right) else wrap_ways)
+                                      for (op, value), n in level.items() if value == v))
+    return total
 
 
 def make_real_dataset(n: int = 10_000, seed: int = 0, cfg: GeneratorConfig = GeneratorConfig(),

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scl_hf.expressions import (
+    MAX_DEPTH,
     Expr,
     GeneratorConfig,
     classify,
@@ -18,6 +19,7 @@ from scl_hf.expressions import (
     depth,
     label,
     make_real_dataset,
+    num_true_expressions,
     parse,
     random_tree,
     to_text,
@@ -163,6 +165,97 @@ def test_real_dataset_excludes_and_reports_impossible_sizes():
     assert not set(d0) & set(fresh)
     with pytest.raises(ValueError, match="unique True expressions"):
         make_real_dataset(50, seed=0, cfg=GeneratorConfig(min_depth=1, max_depth=1))
+
+
+def brute_force_texts(cfg: GeneratorConfig) -> list[str]:
+    """Every text the generator's description allows, one per tree, built without the generator's parenthesis rule.
+
+    A child goes without parentheses only where the printed tree still parses back to itself (precedence
+    does not require them), and otherwise in exactly one pair; where it may go without, it goes without or
+    in one pair, as paren_prob allows (likewise the whole expression).
+    """
+    ops = [op for op, w in (("not", cfg.not_weight), ("and", cfg.and_weight), ("or", cfg.or_weight)) if w > 0]
+    optional = [False, True] if 0 < cfg.paren_prob < 1 else [cfg.paren_prob == 1]
+
+    def ways(parent: Expr) -> list[bool]:  # parenthesize the child of parent, which is printed without?
+        return optional if parse(to_text(parent)) == parent else [True]
+
+    def child(tree: Expr, paren: bool) -> Expr:
+        return Expr("()", (tree,)) if paren else tree
+
+    trees = {1: [Expr(v) for v, ok in (("True", cfg.true_prob > 0), ("False", cfg.true_prob < 1)) if ok]}
+    for d in range(2, cfg.max_depth + 1):
+        trees[d] = []
+        below = [t for k in range(1, d - 1) for t in trees[k]]
+        for op in ops:
+            if op == "not":
+                trees[d] += [Expr("not", (child(c, p),)) for c in trees[d - 1] for p in ways(Expr("not", (c,)))]
+                continue
+            lefts = [(t, p) for t in trees[d - 1] + below for p in ways(Expr(op, (t, Expr("True"))))]
+            rights = [(t, p) for t in trees[d - 1] + below for p in ways(Expr(op, (Expr("True"), t)))]
+            trees[d] += [Expr(op, (child(a, pa), child(b, pb))) for a, pa in lefts for b, pb in rights
+                         if max(a.depth, b.depth) == d - 1]
+    return [to_text(child(t, p)) for d in range(cfg.min_depth, cfg.max_depth + 1) for t in trees[d] for p in optional]
+
+
+KNOBS = [{}, {"paren_prob": 0.0}, {"paren_prob": 1.0}, {"true_prob": 0.0}, {"true_prob": 1.0}, {"and_weight": 0.0},
+         {"not_weight": 0.0}, {"and_weight": 0.0, "or_weight": 0.0}]
+
+
+@pytest.mark.parametrize("knobs", KNOBS)
+def test_capacity_is_the_number_of_distinct_true_strings(knobs):
+    for max_depth in (1, 2, 3):
+        for min_depth in sorted({1, max_depth}):
+            cfg = GeneratorConfig(min_depth=min_depth, max_depth=max_depth, **knobs)
+            texts = brute_force_texts(cfg)
+            assert len(set(texts)) == len(texts)  # printing is injective: one string per tree
+            true = {t for t in texts if classify(t) == "true"}
+            assert num_true_expressions(cfg) == len(true), (cfg, len(true))
+
+
+def test_capacity_is_what_the_generator_reaches():
+    cfg = GeneratorConfig(max_depth=2, paren_prob=0.5)  # only whether 0 < paren_prob < 1 changes the count
+    every = set(make_real_dataset(num_true_expressions(cfg), seed=0, cfg=cfg))  # the generator finds them all ...
+    assert every == {t for t in brute_force_texts(cfg) if classify(t) == "true"} and len(every) == 38
+    with pytest.raises(ValueError, match="only 38 unique True expressions"):  # ... and no other
+        make_real_dataset(39, seed=0, cfg=cfg)
+    cfg = GeneratorConfig(max_depth=3)
+    allowed = set(brute_force_texts(cfg))
+    rng = random.Random(0)
+    assert all(to_text(random_tree(rng, cfg)) in allowed for _ in range(5_000))
+
+
+def test_capacity_with_the_default_knobs_and_a_limit():
+    counts = [num_true_expressions(GeneratorConfig(max_depth=d)) for d in range(1, 7)]
+    assert counts[:4] == [2, 38, 7_726, 248_449_310]
+    assert counts[4] == 230_843_564_831_100_030 and len(str(counts[5])) == 36  # about 2.3e17, 1.8e35
+    assert num_true_expressions(GeneratorConfig(min_depth=2, max_depth=2)) == 36
+    chain = {"and_weight": 0.0, "or_weight": 0.0, "paren_prob": 0.0}  # one "not ... True/False" per depth
+    for cfg in (GeneratorConfig(max_depth=6), GeneratorConfig(max_depth=9, **chain), GeneratorConfig(max_depth=9)):
+        exact = num_true_expressions(cfg)
+        for limit in (1, 2, 38, 7_726, 10**9, exact - 1, exact, exact + 1, 10**100):
+            assert num_true_expressions(cfg, limit) == min(exact, limit)
+    assert num_true_expressions(GeneratorConfig(max_depth=MAX_DEPTH, **chain)) == MAX_DEPTH
+    deepest = GeneratorConfig(min_depth=MAX_DEPTH, max_depth=MAX_DEPTH, **chain)
+    assert random_tree(random.Random(0), deepest).depth == MAX_DEPTH  # the recursion of random_tree fits
+    assert num_true_expressions(GeneratorConfig(min_depth=MAX_DEPTH, max_depth=MAX_DEPTH), 10**6) == 10**6
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"and_weight": float("inf")}, "and_weight must be a finite number, got inf"),
+        ({"not_weight": float("nan")}, "not_weight must be a finite number, got nan"),
+        ({"or_weight": float("-inf")}, "or_weight must be a finite number, got -inf"),
+        ({"paren_prob": float("nan")}, "paren_prob must be a finite number, got nan"),
+        ({"true_prob": float("nan")}, "true_prob must be a finite number, got nan"),
+        ({"and_weight": 1e308, "or_weight": 1e308}, "and_weight must be small enough that .* is finite"),
+        ({"max_depth": MAX_DEPTH + 1}, f"max_depth must be at most {MAX_DEPTH}"),
+    ],
+)
+def test_generator_numbers_are_finite_and_in_range(values, message):
+    with pytest.raises(ValueError, match=message):
+        GeneratorConfig(**values)
 
 
 def test_importing_expressions_pulls_no_torch_or_transformers():
