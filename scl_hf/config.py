@@ -15,6 +15,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,14 @@ def _require(ok: bool, key: str, allowed: str, value: object) -> None:
         raise ConfigError(f"{key} must be {allowed}, got {value!r}")
 
 
+def _require_finite(section: object) -> None:
+    """Every float of a section is finite: inf passes checks like ``> 0`` and nan fails them all, unexplained."""
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if isinstance(value, float):
+            _require(math.isfinite(value), f.name, "a finite number", value)
+
+
 @dataclass
 class ModelConfig:
     """GPT-2 shape. Defaults: the paper's (nanoGPT's small character model, about 10.75M parameters)."""
@@ -57,6 +66,7 @@ class ModelConfig:
     dropout: float = 0.2  # residual, embedding and attention dropout (nanoGPT's shakespeare-char value)
 
     def __post_init__(self) -> None:
+        _require_finite(self)
         for key in ("n_layer", "n_head", "n_embd"):
             _require(getattr(self, key) >= 1, key, "an integer >= 1", getattr(self, key))
         _require(self.n_positions >= 2, "n_positions", "an integer >= 2", self.n_positions)
@@ -104,6 +114,7 @@ class TrainingConfig:
     seed: int = field(default=1337, metadata=REPLICATE)  # every stream but real data's (scl_hf.rundir.seed_for)
 
     def __post_init__(self) -> None:
+        _require_finite(self)
         _require(self.init_from in INIT_FROM, "init_from", f"one of {INIT_FROM}", self.init_from)
         _require(self.learning_rate > 0.0, "learning_rate", "a number > 0", self.learning_rate)
         _require(0.0 <= self.min_learning_rate <= self.learning_rate, "min_learning_rate",
@@ -135,6 +146,7 @@ class SamplingConfig:
     per_device_sample_batch_size: int = 1000  # sequences decoded at once per process
 
     def __post_init__(self) -> None:
+        _require_finite(self)
         _require(self.num_samples >= 1, "num_samples", "an integer >= 1", self.num_samples)
         _require(self.temperature > 0.0, "temperature", "a number > 0", self.temperature)
         _require(self.top_k >= 0, "top_k", "an integer >= 0 (0: off)", self.top_k)
@@ -156,6 +168,7 @@ class CycleConfig:
     resample_budget: float = 4.0  # extra samples allowed per generation when curation leaves too few, x num_samples
 
     def __post_init__(self) -> None:
+        _require_finite(self)
         _require(self.cycle in CYCLES, "cycle", f"one of {CYCLES}", self.cycle)
         _require(0.0 <= self.synthetic_fraction <= 1.0, "synthetic_fraction", "in [0, 1]", self.synthetic_fraction)
         _require(0.0 <= self.fresh_fraction <= 1.0, "fresh_fraction", "in [0, 1]", self.fresh_fraction)
@@ -228,6 +241,10 @@ class Config:
         cap = self.model.n_positions - 1
         _require(self.sampling.max_new_tokens is None or self.sampling.max_new_tokens <= cap, "max_new_tokens",
                  f"null or at most n_positions - 1 = {cap}", self.sampling.max_new_tokens)
+        budget = self.cycle.resample_budget * self.sampling.num_samples  # the extra samples allowed per generation
+        _require(math.isfinite(budget), "resample_budget",
+                 f"small enough that resample_budget * num_samples (= {self.sampling.num_samples}) is finite",
+                 self.cycle.resample_budget)
 
     def to_flat(self) -> dict:
         return {k: v for section in SECTIONS for k, v in dataclasses.asdict(getattr(self, section)).items()}
@@ -297,6 +314,8 @@ def _convert(key: str, value: object) -> object:
             return float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{key} must be a number, got {value!r}") from None
+        except OverflowError:  # an integer beyond the floats, e.g. 10**400 in YAML
+            raise ConfigError(f"{key} must be a finite number, got {value!r}") from None
     if not isinstance(value, str):
         raise ConfigError(f"{key} must be a string, got {value!r}")
     return value

@@ -8,6 +8,7 @@ import pytest
 
 from scl_hf.config import (
     CYCLES,
+    KEYS,
     Config,
     ConfigError,
     build_config,
@@ -100,6 +101,37 @@ def test_save_and_load_back_identically(tmp_path):
 def test_every_validation_error_names_the_key(values, message):
     with pytest.raises(ConfigError, match=message):
         build_config(values)
+
+
+# every float key (a new one is found by its type), and by name those of the issue, in case the lookup found none
+FLOAT_KEYS = sorted({key for key, (_, hint) in KEYS.items() if hint is float}
+                    | {"learning_rate", "min_learning_rate", "weight_decay", "max_grad_norm", "temperature", "top_p",
+                       "synthetic_fraction", "fresh_fraction", "resample_budget", "dropout", "paren_prob"})
+
+
+@pytest.mark.parametrize("key", FLOAT_KEYS)
+def test_every_float_is_finite_from_python_yaml_and_the_command_line(key, tmp_path):
+    # inf passed checks like "> 0" (resample_budget: inf failed at generation 1, learning_rate: inf in sampling)
+    message = rf"^{key} must be a finite number, got (inf|-inf|nan)$"
+    for value in (float("inf"), float("-inf"), float("nan"), "inf", "nan", "Infinity", "1e400"):
+        with pytest.raises(ConfigError, match=message):
+            build_config({key: value})
+    for text in (".inf", "-.inf", ".nan", ".NaN", "1.0e+400"):
+        (tmp_path / "x.yaml").write_text(f"{key}: {text}\n")
+        with pytest.raises(ConfigError, match=message):
+            load_config(tmp_path / "x.yaml")
+    for text in ("inf", "nan", "-inf", "+inf", "NaN"):
+        with pytest.raises(ConfigError, match=message):
+            parse_config([f"--{key}={text}"])
+    with pytest.raises(ConfigError, match=f"^{key} must be a finite number, got 1000"):  # an int beyond the floats
+        build_config({key: 10**400})
+
+
+def test_extra_samples_must_stay_finite():
+    with pytest.raises(ConfigError, match=r"resample_budget must be small enough that resample_budget \* num_samples "
+                                          r"\(= 10000\) is finite, got 1e\+305"):
+        build_config({"resample_budget": 1e305, "num_samples": 10_000})  # int(inf) raised OverflowError in the loop
+    assert build_config({"resample_budget": 1e300, "num_samples": 10_000}).cycle.resample_budget == 1e300
 
 
 def test_unknown_yaml_key_names_file_and_allowed_keys(tmp_path):
