@@ -16,6 +16,7 @@ import difflib
 import hashlib
 import json
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,21 @@ def _require_finite(section: object) -> None:
         value = getattr(section, f.name)
         if isinstance(value, float):
             _require(math.isfinite(value), f.name, "a finite number", value)
+
+
+# A Hub repo id: "name" or "namespace/name", each part 1 to 96 ASCII letters, digits, '-', '_' or '.', starting and
+# ending with a letter, digit or '_', with no '--' or '..' and not ending in '.git' (huggingface_hub's
+# validate_repo_id, but ASCII only: the Hub refuses other scripts that its \w admits; here to keep the import light)
+_REPO_PART = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?"
+_REPO_ID = re.compile(rf"(?:{_REPO_PART}/)?{_REPO_PART}")
+REPO_ID_RULES = ("'name' or 'namespace/name', each of 1 to 96 letters, digits, '-', '_' or '.', not starting or "
+                 "ending with '-' or '.', without '--' or '..', not ending in '.git'")
+
+
+def is_repo_id(value: object) -> bool:
+    """Whether ``value`` is a valid Hub repo id (``REPO_ID_RULES``)."""
+    return (isinstance(value, str) and _REPO_ID.fullmatch(value) is not None and "--" not in value
+            and ".." not in value and not value.endswith(".git"))
 
 
 @dataclass
@@ -198,6 +214,11 @@ class HubConfig:
     hub_private_repo: bool = field(default=False, metadata=RESUMABLE_REPLICATE)
     # None: "<output_dir>/hub", shared by the runs of one output_dir
     embedded_hub_root: str | None = field(default=None, metadata=RESUMABLE_REPLICATE)
+
+    def __post_init__(self) -> None:
+        for key in ("hub_model_id", "hub_dataset_id"):  # checked here, not first at publishing after a generation
+            value = getattr(self, key)
+            _require(value is None or is_repo_id(value), key, f"null or a Hub repo id: {REPO_ID_RULES}", value)
 
 
 @dataclass

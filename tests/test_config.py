@@ -13,6 +13,7 @@ from scl_hf.config import (
     ConfigError,
     build_config,
     diff_configs,
+    is_repo_id,
     load_config,
     parse_config,
     save_config,
@@ -132,6 +133,45 @@ def test_extra_samples_must_stay_finite():
                                           r"\(= 10000\) is finite, got 1e\+305"):
         build_config({"resample_budget": 1e305, "num_samples": 10_000})  # int(inf) raised OverflowError in the loop
     assert build_config({"resample_budget": 1e300, "num_samples": 10_000}).cycle.resample_budget == 1e300
+
+
+REPO_IDS = {
+    # valid
+    "foo": True, "foo/bar": True, "123": True, "Foo-BAR_foo.bar123": True, "_x": True, "x_": True, "a.b-c_d/e.f": True,
+    "a" * 96: True, "a" * 96 + "/" + "b" * 96: True, "user/x.gi": True, "scl-hf/paper_full_synthetic": True,
+    # invalid
+    "": False, "/": False, "a/": False, "/a": False, "a/b/c": False, "datasets/foo/bar": False, ".repo_id": False,
+    "repo.": False, "-x": False, "x-": False, "a/-x": False, "a./x": False, "foo--bar": False, "foo..bar": False,
+    "a--b/c": False, "foo.git": False, "u/foo.git": False, "a" * 97: False, "b/" + "a" * 97: False,
+    "has space": False, "tab\tx": False, "a:b": False, "a\nb": False, "a//b": False, "ünï": False, "a/b ": False,
+}
+
+
+def test_repo_id_rule_agrees_with_huggingface_hub():
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    for repo_id, ok in REPO_IDS.items():
+        assert is_repo_id(repo_id) is ok, repo_id
+        if repo_id.isascii():  # the library's \w also admits other scripts; the Hub's names are ASCII
+            try:
+                validate_repo_id(repo_id)
+                assert ok, repo_id
+            except HFValidationError:
+                assert not ok, repo_id
+
+
+@pytest.mark.parametrize("key", ["hub_model_id", "hub_dataset_id"])
+def test_hub_repo_ids_are_checked_at_config_time(key):
+    # a bad id failed only at publishing, after a generation of compute
+    for repo_id, ok in REPO_IDS.items():
+        if ok:
+            assert getattr(build_config({key: repo_id}).hub, key) == repo_id
+        else:
+            with pytest.raises(ConfigError, match=f"^{key} must be null or a Hub repo id: 'name' or 'namespace/name'"):
+                build_config({key: repo_id})
+    with pytest.raises(ConfigError, match=f"^{key} must be null or a Hub repo id.*got 'a--b'$"):
+        parse_config([f"--{key}", "a--b"])
+    assert getattr(parse_config([f"--{key}", "null"]).hub, key) is None
 
 
 def test_unknown_yaml_key_names_file_and_allowed_keys(tmp_path):
