@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 from scl_hf.errors import SclHfError
-from scl_hf.expressions import GeneratorConfig
+from scl_hf.expressions import GeneratorConfig, num_true_expressions
 
 CYCLES = ("full_synthetic", "balanced", "incremental", "expanding", "accumulate", "accumulate_subsample")
 CURATIONS = ("none", "syntactic", "verified", "dedup", "quota")
@@ -104,6 +104,10 @@ class DataConfig(GeneratorConfig):
             raise ConfigError(str(err)) from None
         _require(self.dataset_size >= 1, "dataset_size", "an integer >= 1", self.dataset_size)
         _require(self.data_seed >= 0, "data_seed", "an integer >= 0", self.data_seed)
+        capacity = num_true_expressions(self, limit=self.dataset_size)  # D0 is that many distinct True expressions
+        _require(self.dataset_size <= capacity, "dataset_size",
+                 f"at most {capacity}, the number of distinct True expressions the generator can make with depth "
+                 f"{self.min_depth}..{self.max_depth} (raise max_depth)", self.dataset_size)
 
 
 @dataclass
@@ -199,6 +203,21 @@ class CycleConfig:
     def curation_steps(self) -> list[str]:
         return [] if self.curation == "none" else self.curation.split("+")
 
+    def new_rows(self, n: int) -> int | None:
+        """k of ``new(k)``, the new rows of each generation (``scl_hf/cycles.py``); None: accumulate's kept samples."""
+        if self.cycle.startswith("accumulate"):
+            return None
+        if self.cycle == "balanced":
+            return n - n // 2
+        if self.cycle == "incremental":
+            return round(self.synthetic_fraction * n)
+        return n  # full_synthetic, expanding
+
+    def fresh_rows(self, n: int) -> int:
+        """Fresh real expressions per generation: round(fresh_fraction * k) of the k new rows."""
+        num_new = self.new_rows(n)
+        return 0 if num_new is None else round(self.fresh_fraction * num_new)
+
 
 @dataclass
 class HubConfig:
@@ -266,6 +285,36 @@ class Config:
         _require(math.isfinite(budget), "resample_budget",
                  f"small enough that resample_budget * num_samples (= {self.sampling.num_samples}) is finite",
                  self.cycle.resample_budget)
+        self._check_fresh_capacity()
+
+    def _real_rows_needed(self, n: int) -> int:
+        """Distinct True expressions a run with dataset_size ``n`` certainly needs: D0 and fresh real rows.
+
+        Fresh rows never repeat D0 or D_t, and D_t holds generation t's fresh rows (with ``expanding``,
+        every earlier generation's), so D0 and that many generations' fresh rows are all distinct.
+        """
+        fresh, gens = self.cycle.fresh_rows(n), self.loop.num_generations - 1  # generations 1.. draw fresh rows
+        batches = gens if self.cycle.cycle == "expanding" else min(gens, 2)
+        return n + batches * fresh
+
+    def _check_fresh_capacity(self) -> None:
+        n = self.data.dataset_size
+        needed = self._real_rows_needed(n)
+        if needed == n:  # no fresh rows: DataConfig checked that D0 fits
+            return
+        capacity = num_true_expressions(self.data, limit=needed)
+        if capacity < needed:
+            lo, hi = 0, n  # the largest dataset_size whose rows fit: _real_rows_needed grows with n
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                lo, hi = (mid, hi) if self._real_rows_needed(mid) <= capacity else (lo, mid - 1)
+            earlier = "any earlier generation's" if self.cycle.cycle == "expanding" else "the previous generation's"
+            bounds = f"{self.data.min_depth}..{self.data.max_depth}"
+            _require(False, "dataset_size",
+                     f"at most {lo} with cycle={self.cycle.cycle!r}, fresh_fraction={self.cycle.fresh_fraction} and "
+                     f"num_generations={self.loop.num_generations}: D0 and the fresh real rows, which never repeat "
+                     f"it or {earlier} fresh rows, need {needed} distinct True expressions, and the generator "
+                     f"can make {capacity} with depth {bounds} (raise max_depth)", n)
 
     def to_flat(self) -> dict:
         return {k: v for section in SECTIONS for k, v in dataclasses.asdict(getattr(self, section)).items()}

@@ -196,19 +196,18 @@ def build_next_dataset(
     """
     cyc, n, t = cfg.cycle, cfg.data.dataset_size, generation - 1
     seed = seed_for(cfg.training.seed, "draw", generation)
+    num_new, num_fresh = cyc.new_rows(n), cyc.fresh_rows(n)  # the formulas the config's capacity check uses too
     if cyc.cycle in ("accumulate", "accumulate_subsample"):
-        base, num_new = (current if cyc.cycle == "accumulate" else pool), None
+        base = current if cyc.cycle == "accumulate" else pool
     elif cyc.cycle == "full_synthetic":
-        base, num_new = current.select([]), n
+        base = current.select([])
     elif cyc.cycle == "balanced":
-        base, num_new = draw(d0, n // 2, seed), n - n // 2
+        base = draw(d0, n // 2, seed)
     elif cyc.cycle == "incremental":
-        num_new = round(cyc.synthetic_fraction * n)
         base = draw(current, n - num_new, seed)
     else:  # expanding
-        base, num_new = current, n
+        base = current
 
-    num_fresh = round(cyc.fresh_fraction * num_new) if num_new is not None else 0
     parts = [base]
     existing = set(base["text"])
     if num_fresh:

@@ -174,6 +174,38 @@ def test_hub_repo_ids_are_checked_at_config_time(key):
     assert getattr(parse_config([f"--{key}", "null"]).hub, key) is None
 
 
+def test_impossible_dataset_size_fails_at_config_time():
+    # max_depth 2 makes 38 distinct True expressions: n = 1,000 searched for 6 s before failing
+    with pytest.raises(ConfigError, match=r"^dataset_size must be at most 38, the number of distinct True expressions "
+                                          r"the generator can make with depth 1\.\.2 \(raise max_depth\), got 1000$"):
+        build_config({"dataset_size": 1000, "max_depth": 2})
+    for size, bounds, most in ((39, {"max_depth": 2}, 38), (3, {}, 2), (7_727, {"max_depth": 3}, 7_726),
+                               (100_000, {"min_depth": 3, "max_depth": 3}, 7_688)):
+        with pytest.raises(ConfigError, match=f"^dataset_size must be at most {most}, "):
+            build_config({"dataset_size": size, "max_depth": 1, **bounds})
+        assert build_config({"dataset_size": most, "max_depth": 1, **bounds}).data.dataset_size == most
+    assert build_config({"dataset_size": 10**12, "max_depth": 5}).data.dataset_size == 10**12
+
+
+def test_fresh_rows_must_fit_beside_d0():
+    # fresh rows never repeat D0 or the previous D_t, which holds the previous generation's fresh rows
+    small = {"max_depth": 2, "num_generations": 5}
+    cases = [  # (knobs, the largest dataset_size n, rows that n + 1 needs: n + 1 and its fresh rows)
+        ({"cycle": "full_synthetic", "fresh_fraction": 0.5}, 18, 19 + 2 * 10),  # 2 generations' rows: round(9.5)
+        ({"cycle": "balanced", "fresh_fraction": 1.0}, 18, 19 + 2 * 10),  # new rows: n - n // 2
+        ({"cycle": "incremental", "synthetic_fraction": 0.5, "fresh_fraction": 0.5}, 26, 27 + 2 * 7),  # round(13.5)
+        ({"cycle": "expanding", "fresh_fraction": 0.25}, 18, 19 + 4 * 5),  # D_t keeps every generation's fresh rows
+    ]
+    for knobs, most, needed in cases:
+        assert build_config({"dataset_size": most, **small, **knobs}).data.dataset_size == most
+        with pytest.raises(ConfigError, match=f"^dataset_size must be at most {most} with cycle='{knobs['cycle']}'.*"
+                                              f"need {needed} distinct True expressions, and the generator can "
+                                              rf"make 38 with depth 1\.\.2 \(raise max_depth\), got {most + 1}$"):
+            build_config({"dataset_size": most + 1, **small, **knobs})
+    assert build_config({"dataset_size": 38, **small, "cycle": "expanding"}).data.dataset_size == 38  # no fresh rows
+    assert build_config({"dataset_size": 30, **small, "fresh_fraction": 0.5, "num_generations": 1})  # none drawn
+
+
 def test_unknown_yaml_key_names_file_and_allowed_keys(tmp_path):
     recipe = tmp_path / "bad.yaml"
     recipe.write_text("cycle: balanced\ntemprature: 0.7\n")
@@ -203,6 +235,10 @@ def test_cli_reports_bad_config_in_one_line(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 2
     assert out.stderr.strip() == "scl-hf data: error: dataset_size must be an integer >= 1, got -3"
+    out = subprocess.run([sys.executable, "-m", "scl_hf.cli", "data", "--dataset_size", "1000", "--max_depth", "2"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2  # at once, before the generator searches for what it cannot make
+    assert out.stderr.strip().startswith("scl-hf data: error: dataset_size must be at most 38, ")
 
 
 def test_every_shipped_recipe_is_valid_and_names_its_own_run():
