@@ -245,7 +245,8 @@ class LoopConfig:
     """The generation loop and its run directory."""
 
     run_name: str = field(default="default", metadata=REPLICATE)
-    output_dir: str = field(default="runs", metadata=REPLICATE)  # the run lives in <output_dir>/<run_name>
+    # the run lives in <output_dir>/<run_name>; where it lives is not part of its identity: a moved run resumes
+    output_dir: str = field(default="runs", metadata=RESUMABLE_REPLICATE)
     num_generations: int = field(default=50, metadata=RESUMABLE)  # generations 0 .. num_generations - 1
 
     def __post_init__(self) -> None:

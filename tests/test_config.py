@@ -9,6 +9,8 @@ import pytest
 from scl_hf.config import (
     CYCLES,
     KEYS,
+    REPLICATE_KEYS,
+    RESUMABLE_KEYS,
     Config,
     ConfigError,
     build_config,
@@ -204,6 +206,12 @@ def test_fresh_rows_must_fit_beside_d0():
             build_config({"dataset_size": most + 1, **small, **knobs})
     assert build_config({"dataset_size": 38, **small, "cycle": "expanding"}).data.dataset_size == 38  # no fresh rows
     assert build_config({"dataset_size": 30, **small, "fresh_fraction": 0.5, "num_generations": 1})  # none drawn
+
+
+def test_where_a_run_lives_is_not_its_identity():
+    # a run directory moved or copied elsewhere resumes: output_dir may change (and replicates may differ in it)
+    assert "output_dir" in RESUMABLE_KEYS and "output_dir" in REPLICATE_KEYS
+    assert "run_name" not in RESUMABLE_KEYS
 
 
 def test_unknown_yaml_key_names_file_and_allowed_keys(tmp_path):
