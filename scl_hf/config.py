@@ -31,6 +31,7 @@ CURATIONS = ("none", "syntactic", "verified", "dedup", "quota")
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 INIT_FROM = ("scratch", "previous")
 REPORT_TO = ("none", "tensorboard", "wandb")
+MIN_TEMPERATURE = 1e-6  # 1e-40 made every probability NaN in sampling; 1e-6 already samples as good as greedily
 
 
 class ConfigError(SclHfError):
@@ -169,6 +170,9 @@ class SamplingConfig:
         _require_finite(self)
         _require(self.num_samples >= 1, "num_samples", "an integer >= 1", self.num_samples)
         _require(self.temperature > 0.0, "temperature", "a number > 0", self.temperature)
+        _require(self.temperature >= MIN_TEMPERATURE, "temperature",
+                 f"at least {MIN_TEMPERATURE} (a smaller one divides the logits past the float32 range: NaN "
+                 "probabilities)", self.temperature)
         _require(self.top_k >= 0, "top_k", "an integer >= 0 (0: off)", self.top_k)
         _require(0.0 < self.top_p <= 1.0, "top_p", "in (0, 1] (1: off)", self.top_p)
         _require(self.max_new_tokens is None or self.max_new_tokens >= 1, "max_new_tokens",

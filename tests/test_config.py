@@ -90,6 +90,7 @@ def test_save_and_load_back_identically(tmp_path):
         ({"init_from": "gpt2"}, "init_from must be one of .*scratch.*previous"),
         ({"report_to": "mlflow"}, "report_to must be one of"),
         ({"temperature": 0.0}, "temperature must be a number > 0"),
+        ({"temperature": 1e-40}, r"temperature must be at least 1e-06 \(a smaller one divides the logits past"),
         ({"top_p": 0.0}, r"top_p must be in \(0, 1\]"),
         ({"top_k": -1}, "top_k must be an integer >= 0"),
         ({"max_new_tokens": 300}, "max_new_tokens must be null or at most n_positions - 1 = 255"),
