@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import shutil
 import sys
+from pathlib import Path
 
 from scl_hf.errors import SclHfError
 
@@ -193,12 +196,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _is_disk_full(err: OSError) -> bool:
+    return err.errno == errno.ENOSPC or "No space left on device" in str(err)  # pyarrow's IO errors set no errno
+
+
+def _disk_full_message(err: OSError, args: argparse.Namespace) -> str:
+    """One line: where the disk filled up, how much is free there, and (for a run) what a generation needs."""
+    path = Path(err.filename) if isinstance(err.filename, str) else None
+    need = ""
+    if args.command == "run":
+        try:
+            from scl_hf.config import config_from_args
+            from scl_hf.rundir import generation_dirs
+
+            run_dir = config_from_args(args).run_dir
+        except SclHfError:
+            run_dir = None
+        if run_dir is not None:
+            path = path or run_dir
+            sizes = [sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+                     for _, folder in generation_dirs(run_dir)]
+            if sizes:
+                need = f"; a generation of this run takes about {max(sizes) / 2**20:.0f} MiB"
+    where, free = "", ""
+    if path is not None:
+        where = f" writing {path}"
+        existing = next((p for p in (path, *path.parents) if p.exists()), None)
+        if existing is not None:
+            free = f" ({shutil.disk_usage(existing).free / 2**20:.0f} MiB free there{need})"
+    return (f"no space left on device{where}{free}: free some space and run the same command again "
+            "(complete stages are kept and the run resumes)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except SclHfError as err:  # bad input the user can fix: one clear line; anything else keeps its traceback
         print(f"scl-hf {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if not _is_disk_full(err):
+            raise
+        print(f"scl-hf {args.command}: error: {_disk_full_message(err, args)}", file=sys.stderr)
         return 2
 
 

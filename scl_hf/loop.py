@@ -28,7 +28,7 @@ from transformers import AutoModelForCausalLM
 
 from scl_hf.config import RESUMABLE_KEYS, Config, ConfigError, diff_configs, load_config, save_config
 from scl_hf.cycles import NextDataset, build_next_dataset, real_dataset
-from scl_hf.errors import SclHfError
+from scl_hf.errors import RunDirError, SclHfError
 from scl_hf.expressions import label, parse
 from scl_hf.measures import compute_metrics
 from scl_hf.model import make_model
@@ -43,8 +43,9 @@ from scl_hf.rundir import (
     TRAIN_DATA,
     TRAIN_HISTORY,
     TRAIN_RESULT,
+    RunLock,
     gen_dir,
-    is_complete,
+    marker_problem,
     read_json,
     seed_for,
     tag,
@@ -92,6 +93,15 @@ def _save_model(model, tokenizer, train_result: dict, folder: Path) -> None:
     write_json(folder / TRAIN_RESULT, train_result)
 
 
+def load_stage(path: Path) -> Dataset:
+    """A saved dataset stage; a RunDirError naming the folder when it cannot be read (the stage is damaged)."""
+    try:
+        return load_from_disk(str(path))
+    except Exception as err:  # datasets and pyarrow raise many kinds for a damaged folder
+        raise RunDirError(f"cannot read {path} ({type(err).__name__}: {err}); delete the folder to have the "
+                          "loop redo that stage") from None
+
+
 def _origin_counts(ds: Dataset) -> dict:
     origins = ds["origin"]
     return {o: origins.count(o) for o in ("real", "synthetic", "fresh")}
@@ -120,9 +130,9 @@ class Loop:
     def next_dataset(self, t: int) -> NextDataset:
         """D_t from D0, D_{t-1}, S_{t-1} and, when curation needs more samples, M_{t-1}."""
         prev = gen_dir(self.run_dir, t - 1)
-        current = load_from_disk(str(prev / TRAIN_DATA))
-        samples = load_from_disk(str(prev / SAMPLES))["text"]
-        pool = load_from_disk(str(prev / POOL)) if (prev / POOL).exists() else self.d0
+        current = load_stage(prev / TRAIN_DATA)
+        samples = load_stage(prev / SAMPLES)["text"]
+        pool = load_stage(prev / POOL) if (prev / POOL).exists() else self.d0
         model = None
 
         def sample_more(k: int, round_: int) -> list[str]:
@@ -154,7 +164,7 @@ class Loop:
                     write_json(folder / CURATION, nxt.curation)
                 write_atomically(folder / TRAIN_DATA, lambda tmp: nxt.dataset.save_to_disk(str(tmp)))
             acc.wait_for_everyone()
-        data = load_from_disk(str(folder / TRAIN_DATA))
+        data = load_stage(folder / TRAIN_DATA)
         curation = read_json(folder / CURATION) if (folder / CURATION).is_file() else None
 
         # Model: M_t, trained on D_t from fresh weights or from M_{t-1}'s (init_from).
@@ -185,7 +195,7 @@ class Loop:
                 dataset = samples_dataset(drawn.texts, drawn.truncated, t)
                 write_atomically(folder / SAMPLES, lambda tmp: dataset.save_to_disk(str(tmp)))
             acc.wait_for_everyone()
-        samples = load_from_disk(str(folder / SAMPLES))
+        samples = load_stage(folder / SAMPLES)
         sampling = read_json(folder / SAMPLING)
         del model
 
@@ -234,10 +244,14 @@ class Loop:
                    f"{self.cfg.loop.num_generations} generations on {self.acc.num_processes} process(es), "
                    f"{self.acc.device}{where}")
         for t in range(self.cfg.loop.num_generations):
-            if is_complete(self.run_dir, t):
+            problem = marker_problem(self.run_dir, t)
+            if problem is None:
                 self.print(f"gen {t:02d} | complete, skipped")
                 self.publish(t)
             else:
+                if problem != "missing":  # a damaged marker: the stages before it are whole, so measure again
+                    self.print(f"warning: {gen_dir(self.run_dir, t) / METRICS} is {problem}: measuring generation "
+                               f"{t} again from its saved stages")
                 self.generation(t)
                 self.report()  # after every generation, so a running experiment can be watched
             self.acc.wait_for_everyone()
@@ -268,25 +282,31 @@ def quiet_libraries() -> Iterator[None]:
             enable() if enabled else disable()
 
 
-def _open_hub_everywhere(cfg: Config, accelerator: Accelerator):
-    """The run's Hub on the main process (None elsewhere); its error raised on every process, before any training."""
+def _open_run(cfg: Config, accelerator: Accelerator) -> tuple[RunLock | None, object]:
+    """On the main process: lock the run directory, then open the Hub. ``(lock, hub)`` there, ``(None, None)``
+    elsewhere; an error of either is raised on every process, before any training."""
     from scl_hf.hub.target import open_hub
 
-    hub, message = None, [None]
+    lock, hub, message = None, None, [None]
     if accelerator.is_main_process:
         try:
+            lock = RunLock(cfg.run_dir).acquire()
             hub = open_hub(cfg)
         except SclHfError as err:
-            message = [str(err)]
+            if lock is not None:
+                lock.release()
             if accelerator.num_processes == 1:
                 raise
+            message = [str(err)]
     if accelerator.num_processes > 1:
         broadcast_object_list(message)
         if message[0] is not None:
             if hub is not None:
                 hub.close()
-            raise ConfigError(message[0])
-    return hub
+            if lock is not None:
+                lock.release()
+            raise SclHfError(message[0])
+    return lock, hub
 
 
 def run_loop(cfg: Config, allow_config_change: bool = False) -> Path:
@@ -294,7 +314,7 @@ def run_loop(cfg: Config, allow_config_change: bool = False) -> Path:
     check_resume(cfg, allow_config_change)  # on every process, so that all of them stop together
     accelerator = make_accelerator(cfg.training, project_dir=str(cfg.run_dir))
     with quiet_libraries():
-        hub = _open_hub_everywhere(cfg, accelerator)
+        lock, hub = _open_run(cfg, accelerator)
         try:
             if accelerator.is_main_process:
                 write_atomically(cfg.run_dir / CONFIG, lambda tmp: save_config(cfg, tmp))
@@ -305,4 +325,6 @@ def run_loop(cfg: Config, allow_config_change: bool = False) -> Path:
         finally:
             if hub is not None:
                 hub.close()
+            if lock is not None:
+                lock.release()
             accelerator.end_training()

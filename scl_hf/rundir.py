@@ -4,6 +4,7 @@ One run is one folder, ``<output_dir>/<run_name>``; everything a report, a resum
 is read from it (nothing from the loop's memory)::
 
     runs/<run_name>/config.yaml                resolved config, written first
+    runs/<run_name>/.lock                      held by the running loop (released when its process ends)
     runs/<run_name>/gen_07/train_data/         D_07: exactly what M_07 trained on (provenance columns)
     runs/<run_name>/gen_07/curation.json       how D_07 was built from S_06: kept, rejected, resampled (t >= 1)
     runs/<run_name>/gen_07/pool/               accumulate_subsample only: the pool D_08 is drawn from
@@ -36,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from scl_hf.errors import RunDirError
+
 CONFIG = "config.yaml"
 TRAIN_DATA = "train_data"
 CURATION = "curation.json"
@@ -46,6 +49,8 @@ TRAIN_RESULT = "train_result.json"  # inside MODEL: the ``train`` block of metri
 SAMPLING = "sampling.json"
 SAMPLES = "samples"
 METRICS = "metrics.json"  # the completion marker
+METRICS_KEYS = ("generation", "metrics", "train", "sampling", "data")  # what a whole marker holds
+LOCK = ".lock"
 EMBEDDED_HUB = "hub"  # the embedded Hub store, next to the run directories of one output_dir
 
 _GEN_DIR = re.compile(r"gen_(\d+)")
@@ -74,9 +79,28 @@ def generation_of_tag(name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def marker_problem(run_dir: str | Path, generation: int) -> str | None:
+    """Why ``gen_XX/metrics.json`` is not a whole completion marker ("missing", or what is wrong); None if it is."""
+    path = gen_dir(run_dir, generation) / METRICS
+    if not path.is_file():
+        return "missing"
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        return f"unreadable ({err})"
+    if not isinstance(payload, dict):
+        return f"not a JSON object but {type(payload).__name__}"
+    absent = [key for key in METRICS_KEYS if key not in payload]
+    if absent:
+        return f"lacks {', '.join(absent)}"
+    if payload["generation"] != generation:
+        return f"belongs to generation {payload['generation']!r}"
+    return None
+
+
 def is_complete(run_dir: str | Path, generation: int) -> bool:
-    """Whether generation ``generation`` wrote its completion marker, ``metrics.json``."""
-    return (gen_dir(run_dir, generation) / METRICS).is_file()
+    """Whether generation ``generation`` wrote a whole completion marker, ``metrics.json``."""
+    return marker_problem(run_dir, generation) is None
 
 
 def generation_dirs(run_dir: str | Path) -> list[tuple[int, Path]]:
@@ -89,8 +113,8 @@ def generation_dirs(run_dir: str | Path) -> list[tuple[int, Path]]:
 
 
 def complete_generations(run_dir: str | Path) -> list[int]:
-    """Generations whose ``metrics.json`` exists, in order."""
-    return [g for g, folder in generation_dirs(run_dir) if (folder / METRICS).is_file()]
+    """Generations whose ``metrics.json`` is whole, in order."""
+    return [g for g, _ in generation_dirs(run_dir) if is_complete(run_dir, g)]
 
 
 def embedded_hub_root(run_dir: str | Path, configured: str | None = None) -> Path:
@@ -134,8 +158,52 @@ def write_json(path: str | Path, payload: object) -> None:
 
 
 def read_json(path: str | Path) -> object:
-    """A JSON file's content."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """A JSON file's content; a RunDirError naming the file when it is missing or does not parse."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise RunDirError(f"cannot read {path}: {err}; delete it to have the loop write it again") from None
+
+
+class RunLock:
+    """An exclusive lock on a run directory for the life of one run (``fcntl.flock`` on ``<run_dir>/.lock``).
+
+    The main process of a launch takes it; a second launch on the same folder fails at once, naming
+    the holder's PID. The operating system releases it when the holding process ends, however it
+    ends, so a lock left by a killed run never blocks its resume. (Where ``fcntl`` is missing, on
+    Windows, there is no lock.)
+    """
+
+    def __init__(self, run_dir: str | Path):
+        self.path = Path(run_dir) / LOCK
+        self._file = None
+
+    def acquire(self) -> RunLock:
+        try:
+            import fcntl
+        except ImportError:
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a+", encoding="utf-8")  # held open for the life of the run
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            f.close()
+            raise RunDirError(f"{self.path.parent} is in use by another run (PID {holder}, lock {self.path}): "
+                              "wait for it to finish or stop it, or use another run_name or output_dir") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        self._file = f
+        return self
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing the descriptor releases the flock
+            self._file = None
 
 
 # Every random stream of a run, by stage. A new stage takes the next free number; numbers never change.

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -219,3 +220,101 @@ def test_hub_errors_stop_every_process_before_training(tmp_path):
     assert out.returncode != 0
     assert out.stderr.count("no Hugging Face token was found") == 2, out.stderr[-3000:]  # both processes say why
     assert not (tmp_path / "fail" / "gen_00").exists()
+
+
+# --- one owner, damaged files, a moved run, a full disk ------------------------------------------------------
+
+
+HOLD_LOCK = """
+import sys, time
+from scl_hf.rundir import RunLock
+lock = RunLock(sys.argv[1]).acquire()
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_run_directory_has_one_owner_and_a_killed_owner_blocks_nothing(tmp_path, capsys):
+    from scl_hf.cli import main
+    from scl_hf.errors import RunDirError
+
+    args = tiny(tmp_path, "--run_name", "owned", "--num_generations", "1")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(tmp_path / "owned")], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunDirError, match=rf"owned is in use by another run \(PID {holder.pid}, lock "):
+            run_loop(parse_config(args))
+        assert main(["run", *args]) == 2
+        assert f"in use by another run (PID {holder.pid}" in capsys.readouterr().err
+        assert not (tmp_path / "owned" / "gen_00").exists()
+    finally:
+        holder.kill()  # SIGKILL: the lock file stays behind, the lock does not
+        holder.wait()
+    assert (tmp_path / "owned" / ".lock").is_file()
+    run_loop(parse_config(args))
+    assert (tmp_path / "owned" / "gen_00" / "metrics.json").is_file()
+
+
+@pytest.mark.parametrize("damage", ["", "{\"generation\": 1, \"metrics\": {", "{\"generation\": 1}", "[]"])
+def test_a_damaged_completion_marker_is_measured_again(reference, tmp_path, damage, capsys):
+    run_dir = tmp_path / "r"
+    shutil.copytree(reference, run_dir)
+    marker = run_dir / "gen_01" / "metrics.json"
+    marker.write_text(damage)
+    run_loop(parse_config(tiny(tmp_path, "--run_name", "r")))
+    assert f"warning: {marker} is " in capsys.readouterr().out
+    assert snapshot(run_dir) == snapshot(reference)
+
+
+def test_other_damaged_stage_files_are_named(reference, tmp_path):
+    from scl_hf.errors import RunDirError
+
+    run_dir = tmp_path / "r"
+    shutil.copytree(reference, run_dir)
+    (run_dir / "gen_01" / "metrics.json").unlink()
+    (run_dir / "gen_01" / "sampling.json").write_text("{\"num_samples\": ")
+    with pytest.raises(RunDirError, match=r"cannot read .*gen_01/sampling.json: .*delete it"):
+        run_loop(parse_config(tiny(tmp_path, "--run_name", "r")))
+    (run_dir / "gen_01" / "sampling.json").unlink()
+    shutil.rmtree(run_dir / "gen_01" / "samples")
+    (run_dir / "gen_01" / "samples").mkdir()
+    with pytest.raises(RunDirError, match=r"cannot read .*gen_01/samples .*delete the folder"):
+        run_loop(parse_config(tiny(tmp_path, "--run_name", "r")))
+
+
+def test_a_moved_run_resumes_without_allow_config_change(reference, tmp_path):
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(reference, moved / "r")
+    cfg = parse_config(tiny(moved, "--run_name", "r", "--num_generations", "3"))
+    check_resume(cfg)
+    run_loop(cfg)
+    assert (moved / "r" / "gen_02" / "metrics.json").is_file()
+    assert {k: v for k, v in snapshot(moved / "r").items() if k != "gen_02"} == snapshot(reference)
+
+
+def test_a_full_disk_is_one_line_and_the_resume_is_clean(reference, tmp_path, monkeypatch, capsys):
+    import errno
+
+    import datasets
+
+    from scl_hf.cli import main
+
+    real_save = datasets.Dataset.save_to_disk
+
+    def full_disk_at_samples_of_gen_01(self, path, *args, **kwargs):
+        if "gen_01" in str(path) and "samples" in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_save(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(datasets.Dataset, "save_to_disk", full_disk_at_samples_of_gen_01)
+    args = tiny(tmp_path, "--run_name", "r")
+    assert main(["run", *args]) == 2
+    stderr = capsys.readouterr().err
+    assert "Traceback" not in stderr
+    [err] = [line for line in stderr.replace("\r", "\n").splitlines() if "error" in line]
+    assert err.startswith("scl-hf run: error: no space left on device writing ") and "gen_01" in err
+    assert "MiB free there; a generation of this run takes about" in err and "run the same command again" in err
+    monkeypatch.setattr(datasets.Dataset, "save_to_disk", real_save)
+    assert main(["run", *args]) == 0
+    assert snapshot(tmp_path / "r") == snapshot(reference)
