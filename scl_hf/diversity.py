@@ -17,14 +17,27 @@ same number fast:
   generation of 10,000 copies of 20 strings costs 190 distances;
 - at the token level every distinct token becomes one character, so rapidfuzz compares short strings
   with its bit-parallel C++ scorers (and SIMD over many strings at once);
-- the unique strings are sorted by length, so for ``a < b`` in that order ``max(|u_a|, |u_b|) = |u_b|``:
-  a block of rows of the upper triangle is rapidfuzz's integer distance matrix (its fastest path)
-  reduced by one matrix-vector product with ``m_b / |u_b|``;
-- rows are processed in blocks of about ``_BLOCK_ELEMENTS`` distances, so memory stays small and
-  independent of N beyond the strings themselves; rapidfuzz's ``workers=-1`` uses every core. Each
-  unordered pair is scored once, except inside the square diagonal blocks, where both orders are scored
-  (a share ``rows per block / unique strings`` of the work, 4% for 10,000 strings): rapidfuzz scores a
-  full square with SIMD about twice as fast as one triangle without.
+- the unique strings are sorted by length, so for ``a < b`` in that order ``max(|u_a|, |u_b|) = |u_b|``
+  and the sum is ``sum_{a < b} m_a d_ab m_b / |u_b|``;
+- the upper triangle of pairs ``a < b`` is split in halves: the rectangle of the first half (rows) against
+  the second half (columns) is rapidfuzz's integer distance matrix (``cdist``, its fastest path) reduced by
+  one matrix-vector product with ``m_b / |u_b|``, and each half's own triangle is split again, down to
+  triangles of at most ``_LEAF`` strings whose pairs are scored one by one (``cpdist``). So each unordered
+  pair of distinct sequences is scored exactly once and no sequence is ever compared with itself;
+- rectangles are computed in blocks of about ``_BLOCK_ELEMENTS`` distances, so memory stays small and
+  independent of N beyond the strings themselves; rapidfuzz's ``workers=-1`` uses every core.
+
+Cost. For one distance between sequences of lengths ``|u_a| <= |u_b|`` (the query, the row, is always the
+shorter one) rapidfuzz's bit-parallel Levenshtein takes about ``ceil(|u_a| / 64) * |u_b|`` word operations:
+linear in the longer sequence while the shorter has at most 64 items, so one 10 MB string next to short ones
+costs its length per pair; ``O(|u_a| |u_b| / 64)`` in the worst case, two long *distinct* sequences. That is
+inherent in an exact edit distance (no strongly subquadratic algorithm exists unless SETH fails): two
+distinct strings of a million word tokens each are one distance of about 1.6e10 word operations, some 15 s
+on one core. The exact diversity of ``M`` distinct sequences costs the sum of that over their
+``M (M - 1) / 2`` pairs, and nothing more. :func:`estimate_diversity` scores at most ``num_pairs`` distances
+(a drawn pair of two equal sequences counts 0 without being scored), so ``compute_metrics(max_pairs=P)``
+scores at most ``P`` distances whichever path it takes. What bounds the cost of each distance is the length
+of the input: on untrusted input, the caller's to bound.
 
 For more samples than an exact computation can afford, :func:`estimate_diversity` averages the
 distance over pairs drawn uniformly at random (an unbiased estimate) and reports its standard error.
@@ -51,6 +64,8 @@ _WORD = re.compile(r"[()]|[^\s()]+")
 _NUM_CODE_POINTS = 0x110000  # every distinct token becomes one character while there are few enough of them
 _BLOCK_ELEMENTS = 1 << 22  # distances per block: 4 Mi (4-16 MiB as integers, 32 MiB more if weighted)
 _SAMPLE_CHUNK = 1 << 16  # pairs drawn and scored at once by estimate_diversity
+_LEAF = 16  # a triangle of at most this many strings is scored pair by pair (cpdist) instead of split further
+_SERIAL = 1 << 14  # calls with fewer distances than this run on one thread: starting a pool would cost more
 
 
 def word_tokens(text: str) -> list[str]:
@@ -90,15 +105,79 @@ def encode(texts: Sequence[str], level: str = "token") -> list[str] | list[list[
     return ["".join(map(chr, ids)) for ids in numbered]
 
 
+def _distinct(texts: Sequence[str], level: str) -> tuple[list, Counter, dict[str, int]]:
+    """Distinct sequences at ``level``, the count of each distinct text, and the index of each text's sequence.
+
+    Texts whose sequences are equal (at the token level: texts that differ only in spacing) share one index,
+    so no two indices stand for equal sequences. Number lists become tuples (hashable).
+    """
+    counts = Counter(texts)
+    index: dict = {}
+    of_text: dict[str, int] = {}
+    for text, seq in zip(counts, encode(list(counts), level), strict=True):
+        of_text[text] = index.setdefault(seq if isinstance(seq, str) else tuple(seq), len(index))
+    return list(index), counts, of_text
+
+
 def _unique_with_weights(texts: Sequence[str], level: str) -> tuple[list, np.ndarray]:
     """Distinct sequences at ``level``, sorted by length, and how many samples each stands for."""
-    counts = Counter(texts)
-    weights: dict = {}
-    for seq, count in zip(encode(list(counts), level), counts.values(), strict=True):
-        key = seq if isinstance(seq, str) else tuple(seq)  # texts that differ only in spacing merge
-        weights[key] = weights.get(key, 0) + count
-    order = sorted(weights, key=len)
-    return order, np.fromiter((weights[s] for s in order), dtype=np.float64, count=len(order))
+    seqs, counts, of_text = _distinct(texts, level)
+    weights = np.zeros(len(seqs))
+    for text, count in counts.items():
+        weights[of_text[text]] += count
+    order = sorted(range(len(seqs)), key=lambda k: len(seqs[k]))
+    return [seqs[k] for k in order], weights[order]
+
+
+def _dtype(longest: int):
+    """The narrowest integer type that holds a distance between sequences of at most ``longest`` items."""
+    return np.uint8 if longest <= 255 else np.int16 if longest <= 32767 else np.int32
+
+
+def _rectangle_sum(seqs, weights, column, rows: range, cols: range, workers: int) -> float:
+    """``sum_{a in rows, b in cols} m_a * column_b * lev(u_a, u_b)``, one cdist per block of rows."""
+    choices = seqs[cols.start:cols.stop]
+    dtype = _dtype(len(choices[-1]))  # sorted by length: the last column is the longest of all
+    column = column[cols.start:cols.stop]
+    step = max(1, _BLOCK_ELEMENTS // len(cols))
+    total = 0.0
+    for start in range(rows.start, rows.stop, step):
+        stop = min(start + step, rows.stop)
+        dist = process.cdist(seqs[start:stop], choices, scorer=Levenshtein.distance, dtype=dtype,
+                             workers=workers if (stop - start) * len(cols) >= _SERIAL else 1)
+        row_weights = weights[start:stop]
+        if np.all(row_weights == 1.0):  # no duplicates among these rows: an integer column sum is cheaper
+            column_sums = dist.sum(axis=0, dtype=np.int64)
+        else:
+            column_sums = row_weights @ dist  # exact: integers below 2**53
+        total += float(column_sums @ column)
+    return total
+
+
+def _leaf_sum(seqs, weights, column, start: int, stop: int) -> float:
+    """``sum_{start <= a < b < stop} m_a * column_b * lev(u_a, u_b)``: each pair scored once, on one thread."""
+    a, b = np.triu_indices(stop - start, 1)
+    a += start
+    b += start
+    dist = process.cpdist([seqs[k] for k in a.tolist()], [seqs[k] for k in b.tolist()],
+                          scorer=Levenshtein.distance, dtype=_dtype(len(seqs[stop - 1])), workers=1)
+    return float((weights[a] * column[b]) @ dist)
+
+
+def _pair_sum(seqs, weights, column, workers: int) -> float:
+    """``sum_{a < b} m_a * column_b * lev(u_a, u_b)``: the upper triangle, split in halves until it is small."""
+    total = 0.0
+    pending = [(0, len(seqs))]
+    while pending:
+        start, stop = pending.pop()
+        if stop - start <= _LEAF:
+            if stop - start > 1:
+                total += _leaf_sum(seqs, weights, column, start, stop)
+            continue
+        mid = (start + stop) // 2
+        total += _rectangle_sum(seqs, weights, column, range(start, mid), range(mid, stop), workers)
+        pending += [(start, mid), (mid, stop)]
+    return total
 
 
 def diversity(texts: Sequence[str], level: str = "token", *, workers: int = -1) -> float:
@@ -123,25 +202,9 @@ def diversity(texts: Sequence[str], level: str = "token", *, workers: int = -1) 
     lengths = np.fromiter(map(len, seqs), dtype=np.float64, count=m)
     # column factor m_b / |u_b|; only the empty sequence has length 0, it sorts first and so is never a column b > a
     column = np.divide(weights, lengths, out=np.zeros(m), where=lengths > 0)
-    # a distance is at most the longer length: the narrowest integer type that holds it is the fastest
-    longest = int(lengths[-1])
-    dtype = np.uint8 if longest <= 255 else np.int16 if longest <= 32767 else np.int32
-    rows_per_block = max(1, _BLOCK_ELEMENTS // m)
-    total = 0.0  # sum over pairs of samples of the normalized distance
-    for start in range(0, m - 1, rows_per_block):
-        stop = min(start + rows_per_block, m)
-        # dist[r, c] = lev(u_{start + r}, u_{start + c}); shape (stop - start, m - start)
-        dist = process.cdist(seqs[start:stop], seqs[start:], scorer=Levenshtein.distance, dtype=dtype,
-                             workers=workers)
-        square = stop - start
-        dist[:, :square] = np.triu(dist[:, :square], 1)  # keep pairs a < b only inside the diagonal block
-        row_weights = weights[start:stop]
-        if np.all(row_weights == 1.0):  # no duplicates among these rows: an integer column sum is cheaper
-            column_sums = dist.sum(axis=0, dtype=np.int64)
-        else:
-            column_sums = row_weights @ dist  # exact: integers below 2**53
-        total += float(column_sums @ column[start:])
-    return total / (n * (n - 1) / 2)
+    # sum over pairs of samples of the normalized distance: pairs of equal samples add 0, every other pair of
+    # samples is one of the m_a m_b behind a pair a < b of distinct sequences
+    return _pair_sum(seqs, weights, column, workers) / (n * (n - 1) / 2)
 
 
 def estimate_diversity(texts: Sequence[str], num_pairs: int, level: str = "token", *, seed: int = 0,
@@ -165,10 +228,8 @@ def estimate_diversity(texts: Sequence[str], num_pairs: int, level: str = "token
     n = len(texts)
     if n < 2:
         return 0.0, 0.0
-    counts = Counter(texts)
-    seqs = encode(list(counts), level)
-    index = {text: k for k, text in enumerate(counts)}
-    unique_of = np.fromiter((index[t] for t in texts), dtype=np.int64, count=n)  # sample -> its unique string
+    seqs, _, of_text = _distinct(texts, level)
+    unique_of = np.fromiter((of_text[t] for t in texts), dtype=np.int64, count=n)  # sample -> its sequence
     rng = np.random.default_rng(seed)
     total = total_sq = 0.0
     for done in range(0, num_pairs, _SAMPLE_CHUNK):
@@ -176,9 +237,13 @@ def estimate_diversity(texts: Sequence[str], num_pairs: int, level: str = "token
         i = rng.integers(0, n, size=k)
         j = rng.integers(0, n - 1, size=k)
         j += j >= i  # uniform over positions other than i
-        left = [seqs[x] for x in unique_of[i].tolist()]
-        right = [seqs[x] for x in unique_of[j].tolist()]
-        dist = process.cpdist(left, right, scorer=Levenshtein.normalized_distance, dtype=np.float64, workers=workers)
+        left, right = unique_of[i], unique_of[j]
+        scored = np.flatnonzero(left != right)  # two positions holding equal sequences are at distance 0
+        dist = np.zeros(k)
+        if scored.size:
+            dist[scored] = process.cpdist([seqs[x] for x in left[scored].tolist()],
+                                          [seqs[x] for x in right[scored].tolist()],
+                                          scorer=Levenshtein.normalized_distance, dtype=np.float64, workers=workers)
         total += float(dist.sum())
         total_sq += float(np.square(dist).sum())
     mean = total / num_pairs

@@ -1,11 +1,15 @@
 """Pairwise diversity, unique counts and novelty: hand-computed values, fast path == definition, sampling."""
 
 import doctest
+import itertools
+import types
+from collections import Counter
 from unittest import mock
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rapidfuzz.distance import Levenshtein
 
 import scl_hf.diversity as dv
 from scl_hf.diversity import (
@@ -92,6 +96,89 @@ samples = st.lists(strings, min_size=1, max_size=6).flatmap(lambda pool: st.list
 def test_fast_path_equals_definition(block, level, texts):
     with mock.patch.object(dv, "_BLOCK_ELEMENTS", block):  # one row per block up to one block for all
         assert diversity(texts, level) == pytest.approx(naive_diversity(texts, level), rel=1e-12, abs=1e-14)
+
+
+class Scored:
+    """Stands in for rapidfuzz's Levenshtein in scl_hf.diversity and records every pair it is asked to score.
+
+    rapidfuzz's cdist and cpdist call a Python scorer once per pair, so ``pairs`` lists exactly the
+    distances the code asks for, each as (query, choice).
+    """
+
+    def __init__(self):
+        self.pairs = []
+        self._patch = mock.patch.object(dv, "Levenshtein", types.SimpleNamespace(
+            distance=self.distance, normalized_distance=self.normalized_distance))
+
+    def distance(self, a, b, **kwargs):
+        self.pairs.append((a, b))
+        return Levenshtein.distance(a, b)
+
+    def normalized_distance(self, a, b, **kwargs):
+        self.pairs.append((a, b))
+        return Levenshtein.normalized_distance(a, b)
+
+    def __enter__(self):
+        self._patch.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._patch.stop()
+
+
+def distinct_sequences(texts, level):
+    return {tuple(seq) if isinstance(seq, list) else seq for seq in encode(list(texts), level)}
+
+
+@pytest.mark.parametrize(("block", "leaf"), [(1, 1), (5, 2), (7, 3), (1 << 22, 16), (1 << 22, 1000)])
+@pytest.mark.parametrize("level", ["token", "char"])
+@settings(max_examples=40, deadline=None)
+@given(texts=samples)
+def test_each_pair_of_distinct_sequences_is_scored_once_and_none_with_itself(block, leaf, level, texts):
+    with mock.patch.object(dv, "_BLOCK_ELEMENTS", block), mock.patch.object(dv, "_LEAF", leaf), Scored() as scored:
+        value = diversity(texts, level)
+    assert all(a != b for a, b in scored.pairs)  # never a sequence with itself
+    unordered = Counter(frozenset(pair) for pair in scored.pairs)
+    expected = {frozenset(pair) for pair in itertools.combinations(distinct_sequences(texts, level), 2)}
+    assert set(unordered) == expected and set(unordered.values()) <= {1}  # every pair of distinct ones, once
+    assert value == pytest.approx(naive_diversity(texts, level), rel=1e-12, abs=1e-14)
+
+
+def test_duplicates_and_spacing_variants_cost_no_distance():
+    texts = ["not (True)"] * 50 + ["not ( True )"] * 50 + ["not  (True)"]  # one token sequence, three strings
+    with Scored() as scored:
+        assert diversity(texts) == 0.0
+        assert diversity(texts + ["False"] * 3) == pytest.approx(101 * 3 * 1.0 / (104 * 103 / 2), rel=1e-15)
+    assert len(scored.pairs) == 1  # only the sequence of not ( True ) against that of False
+
+
+@pytest.mark.parametrize("level", ["token", "char"])
+def test_a_long_string_next_to_a_short_one_costs_one_linear_distance(level):
+    small = "not " * 2_000 + "True"  # 2,001 tokens ending in True: 2,000 tokens or len - 4 characters from "True"
+    short_to_small = 2_000 / 2_001 if level == "token" else (len(small) - 4) / len(small)
+    with Scored() as scored:
+        assert diversity([small, "True", small], level) == pytest.approx(2 / 3 * short_to_small, rel=1e-13)
+    assert len(scored.pairs) == 1  # the two copies of small are one sequence, never compared with itself
+    # with rapidfuzz's own scorer: 3 MB (750,001 tokens) compared with itself would be minutes of quadratic work,
+    # against "True" it is one distance linear in its length
+    long = "not " * 750_000 + "True"
+    expected = 750_000 / 750_001 if level == "token" else (len(long) - 4) / len(long)
+    assert diversity([long, "True"], level) == pytest.approx(expected, rel=1e-13)
+
+
+def test_estimate_scores_no_pair_of_equal_sequences():
+    # "True" and " True" are one token sequence; any two distinct sequences here are at distance 1 (one token),
+    # so the estimate is the share of drawn pairs whose sequences differ: exactly the pairs that get scored
+    texts = ["True", " True", "False", "not"] * 30
+    expected = estimate_diversity(texts, 5000, seed=7)
+    with Scored() as scored:
+        assert estimate_diversity(texts, 5000, seed=7) == expected  # the same draws, the same numbers
+    assert all(a != b for a, b in scored.pairs)
+    assert len(scored.pairs) == round(expected[0] * 5000) > 0
+    with Scored() as scored:
+        assert estimate_diversity(["not True"] * 20 + ["not  True"] * 20, 1000) == (0.0, 0.0)
+        assert estimate_diversity(["not True"] * 40, 1000, level="char") == (0.0, 0.0)
+    assert scored.pairs == []
 
 
 def test_lists_of_token_numbers_when_code_points_run_out():

@@ -6,12 +6,16 @@ import os
 import runpy
 import subprocess
 import sys
+import types
+from unittest import mock
 
 import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rapidfuzz.distance import Levenshtein
 
+import scl_hf.diversity
 import scl_hf.measures
 import scl_hf.metrics
 from scl_hf.cli import main
@@ -75,6 +79,30 @@ def test_max_pairs_estimates_only_when_there_are_more_pairs():
         k: v for k, v in exact.items() if k != "diversity"}
     with_refs = compute_metrics(texts, training_texts=["True"], max_pairs=2000)
     assert list(with_refs)[-2:] == ["novelty_rate", "diversity_stderr"]
+
+
+@pytest.mark.parametrize(("texts", "max_pairs"), [
+    (["True", "False", "not True", "True or False", "x"], 10),  # 10 pairs: exact, over the 10 distinct pairs
+    (["True", "False", "not True"] * 3 + ["not  True"], 45),  # exact: 3 distinct token sequences, 3 distances
+    (["True", "False", "not True", "True or False"] * 25, 100),  # 4,950 pairs: estimated from 100 drawn pairs
+    (["not True"] * 60 + ["False"], 50),  # estimated: most drawn pairs hold two equal strings and cost nothing
+])
+def test_max_pairs_bounds_the_number_of_distances(texts, max_pairs):
+    scored = []
+
+    def distance(a, b, **kwargs):
+        scored.append((a, b))
+        return Levenshtein.distance(a, b)
+
+    def normalized_distance(a, b, **kwargs):
+        scored.append((a, b))
+        return Levenshtein.normalized_distance(a, b)
+
+    expected = compute_metrics(texts, max_pairs=max_pairs)
+    scorers = types.SimpleNamespace(distance=distance, normalized_distance=normalized_distance)
+    with mock.patch.object(scl_hf.diversity, "Levenshtein", scorers):  # rapidfuzz calls it once per pair
+        assert compute_metrics(texts, max_pairs=max_pairs) == expected
+    assert 0 < len(scored) <= max_pairs and all(a != b for a, b in scored)
 
 
 def test_collapsed_generation():
