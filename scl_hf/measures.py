@@ -22,14 +22,25 @@ from .diversity import LEVELS, diversity, estimate_diversity, novelty_rate, word
 from .expressions import label, parse
 
 
-def _as_strings(values: Iterable[str], name: str) -> list[str]:
-    """``values`` as a list, or a TypeError naming the argument (and the first item that is not a string)."""
+def as_string(value, name: str) -> str:
+    """``value`` if it is a string (lone surrogates included), else a TypeError naming it, e.g. ``predictions[3]``."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {type(value).__name__}: {value!r}")
+    return value
+
+
+def as_strings(values: Iterable[str], name: str) -> list[str]:
+    """``values`` as a list, or a TypeError naming the argument (and the first item that is not a string).
+
+    The evaluate module checks its input with this function and :func:`as_string` too, so both paths refuse
+    the same values with the same message.
+    """
     if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
         raise TypeError(f"{name} must be a list of strings, got {type(values).__name__}")
     values = list(values)
     for i, value in enumerate(values):
         if not isinstance(value, str):
-            raise TypeError(f"{name}[{i}] must be a string, got {type(value).__name__}: {value!r}")
+            as_string(value, f"{name}[{i}]")
     return values
 
 
@@ -63,11 +74,11 @@ def compute_metrics(predictions: list[str], training_texts: list[str] | None = N
     >>> round(m["diversity"], 6), m["mean_length"], m["max_length"], m["mean_depth"]
     (0.666667, 2.25, 3, 2.0)
     """
-    predictions = _as_strings(predictions, "predictions")
+    predictions = as_strings(predictions, "predictions")
     if not predictions:
         raise ValueError("predictions must hold at least one string, got an empty list")
     if training_texts is not None:
-        training_texts = _as_strings(training_texts, "training_texts")
+        training_texts = as_strings(training_texts, "training_texts")
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
     if max_pairs is not None and (isinstance(max_pairs, bool) or not isinstance(max_pairs, int) or max_pairs < 2):

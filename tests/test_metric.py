@@ -244,6 +244,72 @@ def test_evaluate_module_bad_input(metric):
         metric.compute(predictions=["True"], level="word")
 
 
+NOT_STRINGS = [[1], ["True", 1], [b"True"], ["True", b"not True"], [None], ["True", None], [1.5], [True],
+               ["True", ["x"]], [{"x": 1}], "True", b"True", 5]
+
+
+def type_error(fn, *args, **kwargs):
+    with pytest.raises(TypeError) as info:
+        fn(*args, **kwargs)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("predictions", NOT_STRINGS, ids=repr)
+def test_evaluate_module_refuses_what_compute_metrics_refuses(metric, predictions):
+    expected = type_error(compute_metrics, predictions)  # e.g. "predictions[1] must be a string, got int: 1"
+    assert type_error(metric.compute, predictions=predictions) == expected
+    assert type_error(metric.add_batch, predictions=predictions) == expected
+    metric.add_batch(predictions=["True"])  # a bad batch later on is refused as well, what came before is kept
+    assert type_error(metric.add_batch, predictions=predictions) == expected
+    assert type_error(metric.compute, predictions=predictions) == expected
+    assert metric.compute(predictions=["not True"]) == compute_metrics(["True", "not True"])
+    assert metric.compute(predictions=SAMPLES) == compute_metrics(SAMPLES)  # nothing bad was stored
+
+
+@pytest.mark.parametrize("prediction", [1, b"True", None, 1.5, True, ["True"]], ids=repr)
+def test_evaluate_module_add_refuses_a_non_string(metric, prediction):
+    expected = type_error(compute_metrics, ["True", prediction]).replace("predictions[1]", "prediction")
+    assert expected.startswith(f"prediction must be a string, got {type(prediction).__name__}: ")
+    assert type_error(metric.add, prediction=prediction) == expected
+    metric.add(prediction="True")
+    assert type_error(metric.add, prediction=prediction) == expected
+    # evaluate's add also takes the feature's name, predictions=, for one prediction
+    assert type_error(metric.add, predictions=prediction) == expected.replace("prediction", "predictions", 1)
+    metric.add(predictions="not True")
+    assert metric.compute() == compute_metrics(["True", "not True"])
+
+
+# lone surrogates (not encodable as UTF-8, so not storable in Arrow as they are), a surrogate pair written as two
+# code points (not the emoji), the escape character U+10FFFF and strings that look like its escapes
+ODD_STRINGS = ["\ud800", "True\udfff and False", "\ud83d\ude42", "🙂", "not True", "\U0010ffff", "\U0010ffffd800",
+               "a\U0010ffff\U0010ffffdfff", "\ud800" * 3 + "True", "\udbff\U0010ffff\udc00", "", "(True)\ud800"]
+
+
+@pytest.mark.parametrize("level", ["token", "char"])
+def test_evaluate_module_measures_lone_surrogates_as_compute_metrics(metric, level):
+    training = ["\ud800", "True", "\U0010ffff"]
+    expected = compute_metrics(ODD_STRINGS, training, level=level)
+    assert expected["num_unique"] == len(ODD_STRINGS) and expected["novelty_rate"] == 10 / 12
+    assert metric.compute(predictions=ODD_STRINGS, training_texts=training, level=level) == expected
+    # the same strings through add, add_batch and compute together
+    metric.add(prediction=ODD_STRINGS[0])
+    metric.add_batch(predictions=ODD_STRINGS[1:5])
+    metric.add(prediction=ODD_STRINGS[5])
+    metric.add_batch(predictions=iter(ODD_STRINGS[6:9]))  # any iterable, as compute_metrics takes
+    assert metric.compute(predictions=ODD_STRINGS[9:], training_texts=training, level=level) == expected
+
+
+surrogates_and_escapes = st.lists(st.one_of(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),
+                                            st.sampled_from(["\U0010ffff", "d", "8", "0", "f", "True", " ", "(", "ä"]),
+                                            st.characters()), max_size=12).map("".join)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(surrogates_and_escapes, min_size=1, max_size=8))
+def test_evaluate_module_equals_compute_metrics_on_any_string(metric, texts):
+    assert metric.compute(predictions=texts, training_texts=texts[:2]) == compute_metrics(texts, texts[:2])
+
+
 def test_evaluate_module_doctests(metric, monkeypatch):
     monkeypatch.chdir(METRICS_DIR)  # the examples load "boolean_expressions" relative to the working directory
     module = sys.modules[type(metric).__module__]

@@ -10,6 +10,13 @@ evaluate reads the import lines of this script only (not of the modules it impor
 module and every library the three modules need is imported here, whether or not the script uses it
 (ruff's unused-import rule is off for this file), and no import line carries a comment, because
 evaluate would read the comment as a download location.
+
+Input is checked the way ``compute_metrics`` checks it, before evaluate stores it: evaluate writes the
+predictions to an Arrow table of strings, which would turn an int or bytes into its ``str`` and cannot hold a
+lone surrogate (``"\\ud800"``, a valid Python string that UTF-8 cannot encode). So ``add`` and ``add_batch``
+(which ``compute(predictions=...)`` calls) refuse a non-string with the TypeError of ``compute_metrics``, and
+store each prediction escaped (:func:`_escape`, reversed in ``_compute``), so every string is measured as
+``compute_metrics`` measures it.
 """
 
 import datasets
@@ -19,7 +26,46 @@ import rapidfuzz
 
 from .diversity import LEVELS
 from .expressions import parse
-from .measures import compute_metrics
+from .measures import as_string, as_strings, compute_metrics
+
+# A prediction goes into evaluate's Arrow table escaped, so that every Python string survives UTF-8: each
+# surrogate code point becomes _ESCAPE and its 4 hex digits, and _ESCAPE itself (U+10FFFF, a noncharacter:
+# Unicode keeps it for a program's internal use) is doubled. Strings with neither are stored as they are.
+_ESCAPE = "\U0010ffff"
+_ESCAPES = {code: f"{_ESCAPE}{code:04x}" for code in range(0xD800, 0xE000)}
+_ESCAPES[ord(_ESCAPE)] = _ESCAPE * 2
+
+
+def _escape(text: str) -> str:
+    """``text`` with every surrogate and every ``_ESCAPE`` escaped: valid UTF-8, and :func:`_unescape` undoes it.
+
+    >>> _escape("True\\ud800 or"), _unescape(_escape("True\\ud800 or")) == "True\\ud800 or"
+    ('True\\U0010ffffd800 or', True)
+    """
+    if text.isascii():
+        return text
+    if _ESCAPE not in text:
+        try:
+            text.encode("utf-8")  # fails exactly on surrogates
+            return text
+        except UnicodeEncodeError:
+            pass
+    return text.translate(_ESCAPES)
+
+
+def _unescape(text: str) -> str:
+    """The string that :func:`_escape` turned into ``text``: the parts between escapes, read left to right."""
+    if _ESCAPE not in text:
+        return text
+    parts = iter(text.split(_ESCAPE))
+    out = [next(parts)]
+    for part in parts:
+        if part:  # an escaped surrogate: its 4 hex digits, then plain text
+            out.append(chr(int(part[:4], 16)) + part[4:])
+        else:  # a doubled _ESCAPE: the escape itself, then the plain text up to the next escape
+            out.append(_ESCAPE + next(parts))
+    return "".join(out)
+
 
 _CITATION = """\
 @article{briesch2023large,
@@ -40,7 +86,8 @@ tokens or characters.
 
 _KWARGS_DESCRIPTION = """
 Args:
-    predictions (`list` of `str`): generated strings, any content (garbage, empty, long, non-ASCII).
+    predictions (`list` of `str`): generated strings, any content (garbage, empty, long, non-ASCII, lone
+        surrogates); an item that is not a `str` raises a TypeError naming it, as `compute_metrics` does.
     training_texts (`list` of `str`, *optional*): the training set, of any length; adds `novelty_rate`. Not
         paired with the predictions, so it is a keyword of `compute` only (not of `add_batch`).
     level (`str`, defaults to `"token"`): `"token"` compares word tokens (each parenthesis, and every maximal
@@ -104,5 +151,22 @@ class BooleanExpressions(evaluate.Metric):
             reference_urls=["https://arxiv.org/abs/2311.16822"],
         )
 
+    # add and add_batch are overridden to check and escape the predictions before evaluate casts and stores
+    # them (the module docstring says why), not to rename references; compute(predictions=...) goes through
+    # add_batch, so compute is evaluate's own. Signatures, and everything else the two do, are evaluate's too.
+    def add(self, *, prediction=None, reference=None, **kwargs):
+        """Add one prediction to the module's stack: a string, else the TypeError ``compute_metrics`` raises."""
+        if "predictions" in kwargs:  # evaluate takes the feature's own name too, and then ignores prediction
+            kwargs["predictions"] = _escape(as_string(kwargs["predictions"], "predictions"))
+        else:
+            prediction = _escape(as_string(prediction, "prediction"))
+        return super().add(prediction=prediction, reference=reference, **kwargs)
+
+    def add_batch(self, *, predictions=None, references=None, **kwargs):
+        """Add a batch of predictions to the module's stack: strings, else the TypeError ``compute_metrics`` raises."""
+        predictions = [_escape(text) for text in as_strings(predictions, "predictions")]
+        return super().add_batch(predictions=predictions, references=references, **kwargs)
+
     def _compute(self, predictions, training_texts=None, level="token", max_pairs=None, seed=0):
+        predictions = [_unescape(text) for text in predictions]
         return compute_metrics(predictions, training_texts, level=level, max_pairs=max_pairs, seed=seed)
