@@ -37,10 +37,19 @@ def test_complete_generations_are_those_with_metrics(tmp_path):
     (tmp_path / "gen_junk").mkdir()
     (tmp_path / "gen_05").write_text("a file, not a generation folder")
     for g in (0, 2, 10):
-        write_json(gen_dir(tmp_path, g) / rundir.METRICS, {"generation": g})
+        write_json(gen_dir(tmp_path, g) / rundir.METRICS, {key: g if key == "generation" else {}
+                                                            for key in rundir.METRICS_KEYS})
     assert [g for g, _ in generation_dirs(tmp_path)] == [0, 1, 2, 10]
     assert complete_generations(tmp_path) == [0, 2, 10]
     assert is_complete(tmp_path, 2) and not is_complete(tmp_path, 1) and not is_complete(tmp_path, 3)
+    # damaged markers are not complete, and say why
+    marker = gen_dir(tmp_path, 1) / rundir.METRICS
+    for text, problem in (("", "unreadable"), ("[1]", "not a JSON object"), ('{"generation": 1}', "lacks metrics"),
+                          ('{"generation": 2, "metrics": 0, "train": 0, "sampling": 0, "data": 0}',
+                           "belongs to generation 2")):
+        marker.write_text(text)
+        assert rundir.marker_problem(tmp_path, 1).startswith(problem) and not is_complete(tmp_path, 1)
+    assert rundir.marker_problem(tmp_path, 3) == "missing" and rundir.marker_problem(tmp_path, 2) is None
     assert generation_dirs(tmp_path / "missing") == []
 
 
