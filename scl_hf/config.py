@@ -96,7 +96,8 @@ class DataConfig(GeneratorConfig):
     """The real dataset D0 and the generator that makes it (and fresh real data): the generator's keys, plus these."""
 
     dataset_size: int = 10_000  # n = |D0|; every cycle's formula is written in units of n
-    data_seed: int = field(default=0, metadata=REPLICATE)  # D0 and fresh real data (scl_hf.rundir.seed_for)
+    heldout_size: int = 2_000  # H: real expressions no training set ever holds; each M_t's NLL on H (0: off)
+    data_seed: int = field(default=0, metadata=REPLICATE)  # D0, H and fresh real data (scl_hf.rundir.seed_for)
 
     def __post_init__(self) -> None:
         try:
@@ -104,11 +105,18 @@ class DataConfig(GeneratorConfig):
         except ValueError as err:
             raise ConfigError(str(err)) from None
         _require(self.dataset_size >= 1, "dataset_size", "an integer >= 1", self.dataset_size)
+        _require(self.heldout_size >= 0, "heldout_size", "an integer >= 0 (0: no held-out set)", self.heldout_size)
         _require(self.data_seed >= 0, "data_seed", "an integer >= 0", self.data_seed)
         capacity = num_true_expressions(self, limit=self.dataset_size)  # D0 is that many distinct True expressions
         _require(self.dataset_size <= capacity, "dataset_size",
                  f"at most {capacity}, the number of distinct True expressions the generator can make with depth "
                  f"{self.min_depth}..{self.max_depth} (raise max_depth)", self.dataset_size)
+        both = self.dataset_size + self.heldout_size  # H is disjoint from D0
+        room = num_true_expressions(self, limit=both)
+        _require(both <= room, "heldout_size",
+                 f"at most {room - self.dataset_size} (0 turns it off): D0 and the held-out set need "
+                 f"dataset_size + heldout_size distinct True expressions and the generator can make {room} with depth "
+                 f"{self.min_depth}..{self.max_depth}", self.heldout_size)
 
 
 @dataclass
@@ -293,19 +301,19 @@ class Config:
         self._check_fresh_capacity()
 
     def _real_rows_needed(self, n: int) -> int:
-        """Distinct True expressions a run with dataset_size ``n`` certainly needs: D0 and fresh real rows.
+        """Distinct True expressions a run with dataset_size ``n`` certainly needs: D0, H and fresh real rows.
 
         Fresh rows never repeat D0 or D_t, and D_t holds generation t's fresh rows (with ``expanding``,
         every earlier generation's), so D0 and that many generations' fresh rows are all distinct.
         """
         fresh, gens = self.cycle.fresh_rows(n), self.loop.num_generations - 1  # generations 1.. draw fresh rows
         batches = gens if self.cycle.cycle == "expanding" else min(gens, 2)
-        return n + batches * fresh
+        return n + self.data.heldout_size + batches * fresh
 
     def _check_fresh_capacity(self) -> None:
         n = self.data.dataset_size
         needed = self._real_rows_needed(n)
-        if needed == n:  # no fresh rows: DataConfig checked that D0 fits
+        if needed == n + self.data.heldout_size:  # no fresh rows: DataConfig checked that D0 and H fit
             return
         capacity = num_true_expressions(self.data, limit=needed)
         if capacity < needed:
@@ -317,8 +325,9 @@ class Config:
             bounds = f"{self.data.min_depth}..{self.data.max_depth}"
             _require(False, "dataset_size",
                      f"at most {lo} with cycle={self.cycle.cycle!r}, fresh_fraction={self.cycle.fresh_fraction} and "
-                     f"num_generations={self.loop.num_generations}: D0 and the fresh real rows, which never repeat "
-                     f"it or {earlier} fresh rows, need {needed} distinct True expressions, and the generator "
+                     f"num_generations={self.loop.num_generations}: D0, the held-out set (heldout_size="
+                     f"{self.data.heldout_size}) and the fresh real rows, which never repeat them or {earlier} "
+                     f"fresh rows, need {needed} distinct True expressions, and the generator "
                      f"can make {capacity} with depth {bounds} (raise max_depth)", n)
 
     def to_flat(self) -> dict:

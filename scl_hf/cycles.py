@@ -3,7 +3,7 @@
 Notation: n = ``dataset_size`` = |D0|, λ = ``synthetic_fraction``, φ = ``fresh_fraction``,
 S_t = the samples of M_t after curation (in sampling order), and ``new(k)`` = k new rows of which
 round(φ·k) are fresh real expressions (drawn from the generator with the stream ``seed_for(data_seed,
-"fresh", t + 1)``, never a string of D0 or D_t) and the rest are the first samples of S_t.
+"fresh", t + 1)``, never a string of D0, D_t or the held-out set H) and the rest are the first samples of S_t.
 
 =======================  ==================================================  ===========
 cycle                    D_{t+1}                                             |D_{t+1}|
@@ -66,6 +66,16 @@ def real_dataset(cfg: Config) -> Dataset:
     """D0 with provenance (generation -1): ``dataset_size`` unique True expressions of the ``real`` stream."""
     texts = make_real_dataset(cfg.data.dataset_size, seed_for(cfg.data.data_seed, "real", 0), cfg.data)
     return rows(texts, "real", -1)
+
+
+def heldout_texts(cfg: Config, d0: Dataset) -> list[str]:
+    """H: ``heldout_size`` unique True expressions of the ``heldout`` stream, none of them in D0.
+
+    No training set ever holds them (fresh real data avoids them too), so each generation's likelihood
+    of H measures how well it still explains real data it never saw.
+    """
+    return make_real_dataset(cfg.data.heldout_size, seed_for(cfg.data.data_seed, "heldout", 0), cfg.data,
+                             exclude=set(d0["text"]))
 
 
 def draw(ds: Dataset, k: int, seed: int) -> Dataset:
@@ -182,6 +192,7 @@ def build_next_dataset(
     samples: list[str],
     sample_more: Callable[[int, int], list[str]],
     pool: Dataset | None = None,
+    heldout: frozenset[str] | set[str] = frozenset(),
 ) -> NextDataset:
     """Build D_{generation} from D0, D_{generation-1} (``current``) and the samples of M_{generation-1}.
 
@@ -193,6 +204,7 @@ def build_next_dataset(
         samples: S_t in sampling order (uncurated).
         sample_more: ``sample_more(k, round)`` draws k more samples from M_t (round 1, 2, ...: fresh streams).
         pool: for ``accumulate_subsample``: D0 ∪ S_0 ∪ … ∪ S_{t-1} (curated); ignored otherwise.
+        heldout: the held-out set H, which fresh real rows never repeat.
     """
     cyc, n, t = cfg.cycle, cfg.data.dataset_size, generation - 1
     seed = seed_for(cfg.training.seed, "draw", generation)
@@ -212,7 +224,7 @@ def build_next_dataset(
     existing = set(base["text"])
     if num_fresh:
         fresh = make_real_dataset(num_fresh, seed_for(cfg.data.data_seed, "fresh", generation), cfg.data,
-                                  exclude=existing | set(d0["text"]) | set(current["text"]))
+                                  exclude=existing | set(d0["text"]) | set(current["text"]) | set(heldout))
         parts.append(rows(fresh, "fresh", generation))
         existing |= set(fresh)
 

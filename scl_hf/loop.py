@@ -27,7 +27,7 @@ from datasets import Dataset, load_from_disk
 from transformers import AutoModelForCausalLM
 
 from scl_hf.config import RESUMABLE_KEYS, Config, ConfigError, diff_configs, load_config, save_config
-from scl_hf.cycles import NextDataset, build_next_dataset, real_dataset
+from scl_hf.cycles import NextDataset, build_next_dataset, heldout_texts, real_dataset
 from scl_hf.errors import RunDirError, SclHfError
 from scl_hf.expressions import label, parse
 from scl_hf.measures import compute_metrics
@@ -54,7 +54,7 @@ from scl_hf.rundir import (
 )
 from scl_hf.sample import sample_expressions
 from scl_hf.tokenizer import build_tokenizer
-from scl_hf.train import make_accelerator, train_model
+from scl_hf.train import make_accelerator, mean_nll, train_model
 
 
 def check_resume(cfg: Config, allow_config_change: bool = False) -> None:
@@ -102,6 +102,10 @@ def load_stage(path: Path) -> Dataset:
                           "loop redo that stage") from None
 
 
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
 def _origin_counts(ds: Dataset) -> dict:
     origins = ds["origin"]
     return {o: origins.count(o) for o in ("real", "synthetic", "fresh")}
@@ -117,6 +121,7 @@ class Loop:
         self.hub = hub  # a HubTarget on the main process when publishing, else None
         self.tokenizer = build_tokenizer(cfg.model.n_positions)
         self.d0 = real_dataset(cfg)
+        self.heldout = heldout_texts(cfg, self.d0)  # H: never trained on; M_t's NLL on it is the collapse signal
 
     def print(self, *args) -> None:
         self.acc.print(*args, flush=True)
@@ -143,7 +148,8 @@ class Loop:
             return sample_expressions(model, self.tokenizer, self.cfg.sampling, self.acc, seed=seed,
                                       num_samples=k).texts
 
-        return build_next_dataset(self.cfg, t, self.d0, current, samples, sample_more, pool=pool)
+        return build_next_dataset(self.cfg, t, self.d0, current, samples, sample_more, pool=pool,
+                                  heldout=set(self.heldout))
 
     def generation(self, t: int) -> dict | None:
         """Generation t, stage by stage; each stage that is already on disk is read instead of redone.
@@ -197,9 +203,19 @@ class Loop:
             acc.wait_for_everyone()
         samples = load_stage(folder / SAMPLES)
         sampling = read_json(folder / SAMPLING)
-        del model
 
-        # Metrics: correctness and diversity of S_t, novelty against D_t; metrics.json marks t complete.
+        # Likelihoods (all processes, like validation): H under M_t; S_t under M_0 and under M_t itself.
+        batch = cfg.training.per_device_train_batch_size
+        first = model if t == 0 else AutoModelForCausalLM.from_pretrained(gen_dir(self.run_dir, 0) / MODEL)
+        likelihoods = {
+            "heldout_nll": mean_nll(model, self.tokenizer, self.heldout, acc, batch),
+            "samples_nll_m0": mean_nll(first, self.tokenizer, samples["text"], acc, batch),
+            "samples_nll": mean_nll(model, self.tokenizer, samples["text"], acc, batch),
+        }
+        del model, first
+
+        # Metrics: correctness and diversity of S_t, novelty against D_t, the likelihoods; metrics.json marks t
+        # complete.
         payload = None
         if main:
             metrics = compute_metrics(samples["text"], training_texts=data["text"])
@@ -208,6 +224,7 @@ class Loop:
                 "metrics": metrics,
                 "train": train,
                 "sampling": sampling,
+                "eval": likelihoods,
                 "data": {"num_rows": len(data), "origin_counts": _origin_counts(data), "curation": curation},
             }
             write_json(folder / METRICS, payload)
@@ -215,6 +232,7 @@ class Loop:
             self.print(f"gen {t:02d} | true {m['true_rate']:.3f} false {m['false_rate']:.3f} "
                        f"syntax {m['syntax_error_rate']:.3f} | diversity {m['diversity']:.4f} | "
                        f"unique {m['unique_rate']:.3f} | val_loss {train['best_val_loss']:.4f} | "
+                       f"heldout_nll {_fmt(likelihoods['heldout_nll'])} | "
                        f"rows {len(data)} | {time.time() - start:.1f}s")
             acc.log({f"generation/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}, step=t)
         acc.wait_for_everyone()

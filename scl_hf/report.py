@@ -251,7 +251,18 @@ GENERATION_COLUMNS: list[Column] = [
     ("mean_depth", _value("metrics", "mean_depth", 2)),
     ("truncated", _value("sampling", "num_truncated")),
     ("best_val_loss", _value("train", "best_val_loss")),
+    ("heldout_nll", _value("eval", "heldout_nll")),
+    ("samples_nll_m0", _value("eval", "samples_nll_m0")),
+    ("samples_nll", _value("eval", "samples_nll")),
 ]
+
+# The likelihood curves of a run: (key of metrics.json["eval"], legend label, colour).
+LIKELIHOODS = [
+    ("heldout_nll", "held-out real data under M_t", "#1f77b4"),
+    ("samples_nll_m0", "samples S_t under M_0", "#d62728"),
+    ("samples_nll", "samples S_t under M_t (its entropy)", "#2ca02c"),
+]
+LIKELIHOOD_FIGURE = "likelihood.png"
 
 # Training data and cost per generation, on a metrics.json record.
 TRAINING_COLUMNS: list[Column] = [
@@ -363,6 +374,21 @@ def _plot_diversity(run: Run, path: Path, title: str, threshold: float) -> None:
     _save(fig, path)
 
 
+def _plot_likelihood(run: Run, path: Path, title: str) -> bool:
+    """Mean NLL per token of the ``eval`` block per generation; False (nothing drawn) when no generation has one."""
+    gens = np.array(run.generation_numbers, dtype=float)
+    curves = [(np.array([np.nan if v is None else v for v in run.values("eval", key)], dtype=float), label, color)
+              for key, label, color in LIKELIHOODS]
+    if all(np.isnan(values).all() for values, _, _ in curves):
+        return False
+    fig, ax = _figure(f"Likelihoods per generation\n{title}", "generation", "mean NLL per token (nats)")
+    for values, label, color in curves:
+        ax.plot(gens, values, marker="o", color=color, label=label)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    _save(fig, path)
+    return True
+
+
 def _plot_unique(run: Run, path: Path, title: str) -> None:
     fig, ax = _figure(f"Unique samples per generation\n{title}", "generation", "samples")
     gens = np.array(run.generation_numbers)
@@ -467,6 +493,8 @@ def write_run_report(run_dir: str | Path, *, threshold: float = COLLAPSE_THRESHO
         _plot_unique(run, run.path / "unique.png", title)
         lines += ["## Figures", "", "![correctness per generation](correctness.png)", "",
                   "![diversity per generation](diversity.png)", "", "![unique samples per generation](unique.png)", ""]
+        if _plot_likelihood(run, run.path / LIKELIHOOD_FIGURE, title):
+            lines += [f"![likelihoods per generation]({LIKELIHOOD_FIGURE})", ""]
         if run.histories:
             _plot_loss(run, run.path / LOSS_FIGURE, title)
             lines += [f"![training and validation loss per generation]({LOSS_FIGURE})", ""]

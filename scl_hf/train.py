@@ -284,6 +284,22 @@ def evaluate_loss(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.T
     return (total[0] / total[1]).item()
 
 
+def mean_nll(model, tokenizer, texts: list[str], accelerator: Accelerator, batch_size: int) -> float | None:
+    """Mean negative log-likelihood per token (nats) of ``texts`` under ``model``; None for no texts.
+
+    Exactly the validation loss: each text is ``<bos> text <eos>``, packed into blocks that start at a
+    ``<bos>`` with per-sequence positions and attention, every token after a ``<bos>`` predicted once,
+    summed over all processes (each evaluates every N-th block) and divided by the number of targets.
+    Call it on every process.
+    """
+    if not texts:
+        return None
+    inputs, targets = validation_blocks(encode_sequences(texts, tokenizer), model.config.n_positions,
+                                        tokenizer.bos_token_id, tokenizer.eos_token_id)
+    model.to(accelerator.device)
+    return evaluate_loss(model, inputs, targets, accelerator, batch_size, tokenizer.bos_token_id)
+
+
 def train_model(model, tokenizer, dataset, cfg: TrainingConfig, accelerator: Accelerator, *, seed: int,
                 step_offset: int = 0) -> TrainResult:
     """Train ``model`` on the ``text`` column of ``dataset``; return with the best-validation weights loaded.

@@ -181,18 +181,19 @@ def test_impossible_dataset_size_fails_at_config_time():
     # max_depth 2 makes 38 distinct True expressions: n = 1,000 searched for 6 s before failing
     with pytest.raises(ConfigError, match=r"^dataset_size must be at most 38, the number of distinct True expressions "
                                           r"the generator can make with depth 1\.\.2 \(raise max_depth\), got 1000$"):
-        build_config({"dataset_size": 1000, "max_depth": 2})
+        build_config({"dataset_size": 1000, "max_depth": 2, "heldout_size": 0})
     for size, bounds, most in ((39, {"max_depth": 2}, 38), (3, {}, 2), (7_727, {"max_depth": 3}, 7_726),
                                (100_000, {"min_depth": 3, "max_depth": 3}, 7_688)):
         with pytest.raises(ConfigError, match=f"^dataset_size must be at most {most}, "):
-            build_config({"dataset_size": size, "max_depth": 1, **bounds})
-        assert build_config({"dataset_size": most, "max_depth": 1, **bounds}).data.dataset_size == most
+            build_config({"dataset_size": size, "max_depth": 1, "heldout_size": 0, **bounds})
+        cfg = build_config({"dataset_size": most, "max_depth": 1, "heldout_size": 0, **bounds})
+        assert cfg.data.dataset_size == most
     assert build_config({"dataset_size": 10**12, "max_depth": 5}).data.dataset_size == 10**12
 
 
 def test_fresh_rows_must_fit_beside_d0():
     # fresh rows never repeat D0 or the previous D_t, which holds the previous generation's fresh rows
-    small = {"max_depth": 2, "num_generations": 5}
+    small = {"max_depth": 2, "num_generations": 5, "heldout_size": 0}
     cases = [  # (knobs, the largest dataset_size n, rows that n + 1 needs: n + 1 and its fresh rows)
         ({"cycle": "full_synthetic", "fresh_fraction": 0.5}, 18, 19 + 2 * 10),  # 2 generations' rows: round(9.5)
         ({"cycle": "balanced", "fresh_fraction": 1.0}, 18, 19 + 2 * 10),  # new rows: n - n // 2
@@ -207,6 +208,23 @@ def test_fresh_rows_must_fit_beside_d0():
             build_config({"dataset_size": most + 1, **small, **knobs})
     assert build_config({"dataset_size": 38, **small, "cycle": "expanding"}).data.dataset_size == 38  # no fresh rows
     assert build_config({"dataset_size": 30, **small, "fresh_fraction": 0.5, "num_generations": 1})  # none drawn
+
+
+def test_the_heldout_set_must_fit_beside_d0():
+    # 38 distinct True expressions at depth 1..2: D0 and H share them
+    assert build_config({"dataset_size": 30, "max_depth": 2, "heldout_size": 8}).data.heldout_size == 8
+    with pytest.raises(ConfigError, match=r"^heldout_size must be at most 8 \(0 turns it off\): D0 and the held-out "
+                                          r"set need .* can make 38 with depth 1\.\.2, got 9$"):
+        build_config({"dataset_size": 30, "max_depth": 2, "heldout_size": 9})
+    with pytest.raises(ConfigError, match="heldout_size must be an integer >= 0"):
+        build_config({"heldout_size": -1})
+    # fresh rows avoid H too: n + 8 + n (one generation's fresh rows) <= 38
+    assert build_config({"dataset_size": 15, "max_depth": 2, "heldout_size": 8, "fresh_fraction": 1.0,
+                         "num_generations": 2})
+    with pytest.raises(ConfigError, match=r"^dataset_size must be at most 15 with cycle='full_synthetic'.*"
+                                          r"the held-out set \(heldout_size=8\)"):
+        build_config({"dataset_size": 16, "max_depth": 2, "heldout_size": 8, "fresh_fraction": 1.0,
+                      "num_generations": 2})
 
 
 def test_where_a_run_lives_is_not_its_identity():

@@ -3,7 +3,7 @@
 import pytest
 
 from scl_hf.config import build_config
-from scl_hf.cycles import Curator, build_next_dataset, real_dataset, rows
+from scl_hf.cycles import Curator, build_next_dataset, heldout_texts, real_dataset, rows
 from scl_hf.expressions import classify, make_real_dataset
 
 N = 20
@@ -56,6 +56,20 @@ def test_first_step_of_every_cycle(cycle, extra, size, counts):
         assert len(out.pool) == 2 * N and set(ds["text"]) <= set(out.pool["text"])
     fresh = [r["text"] for r in ds if r["origin"] == "fresh"]
     assert not set(fresh) & set(d0["text"])  # fresh real data is new to the loop
+
+
+def test_the_heldout_set_is_disjoint_from_d0_and_from_fresh_rows():
+    cfg = config(cycle="full_synthetic", fresh_fraction=1.0, heldout_size=30)
+    d0 = real_dataset(cfg)
+    heldout = heldout_texts(cfg, d0)
+    assert len(set(heldout)) == 30 and not set(heldout) & set(d0["text"])
+    assert heldout == heldout_texts(cfg, d0) and all(classify(t) == "true" for t in heldout)
+    unguarded = build_next_dataset(cfg, 1, d0, d0, samples_of(N), never_called).dataset["text"]
+    # H made of the very rows the fresh draw would pick: with H given, the draw avoids every one of them
+    trap = set(unguarded)
+    guarded = build_next_dataset(cfg, 1, d0, d0, samples_of(N), never_called, heldout=trap).dataset["text"]
+    assert len(guarded) == N and not set(guarded) & trap
+    assert heldout_texts(config(heldout_size=0), d0) == []
 
 
 def test_cycles_over_several_generations():

@@ -59,6 +59,10 @@ def test_layout_and_metrics(reference):
         assert (gen / "model" / "train_result.json").is_file()
         m = json.loads((gen / "metrics.json").read_text())
         assert m["data"]["curation"] is None  # no curation, no resampling: no curation.json
+        assert set(m["eval"]) == {"heldout_nll", "samples_nll_m0", "samples_nll"}
+        assert all(isinstance(v, float) and v > 0 for v in m["eval"].values())
+        if t == 0:  # M_0 judges its own samples
+            assert m["eval"]["samples_nll_m0"] == m["eval"]["samples_nll"]
         history = json.loads((gen / "train_history.json").read_text())
         assert [r["step"] for r in history if "val_loss" in r] == [4, 8]
         assert [r["step"] for r in history if "loss" in r] == [4, 8] and all("lr" in r for r in history if "loss" in r)

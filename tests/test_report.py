@@ -13,6 +13,7 @@ from scl_hf import cycles, report
 from scl_hf.cli import main
 from scl_hf.config import REPLICATE_KEYS, build_config, save_config
 from scl_hf.report import (
+    LIKELIHOOD_FIGURE,
     LOSS_FIGURE,
     REJECT_COLORS,
     RunDirError,
@@ -96,6 +97,22 @@ def test_run_report_tables_are_exact(tmp_path):
         assert_png(run_dir / f"{name}.png")
     assert not (run_dir / "curation.png").exists() and "## Curation" not in text
     assert not (run_dir / LOSS_FIGURE).exists() and LOSS_FIGURE not in text  # no train_history.json: older runs
+    assert not (run_dir / LIKELIHOOD_FIGURE).exists() and LIKELIHOOD_FIGURE not in text  # no eval block: older runs
+    assert "| 0.5000 | n/a | n/a | n/a |" in text  # their likelihood columns say so
+
+
+def test_likelihood_columns_and_figure(tmp_path):
+    records = [record(g, 0.8, 0.1, 0.4, 90) for g in range(3)]
+    for g, rec in enumerate(records):
+        if g:  # generation 0 of an older run: no eval block, drawn as a gap
+            rec["eval"] = {"heldout_nll": 0.30 + 0.05 * g, "samples_nll_m0": 0.35 + 0.15 * g,
+                           "samples_nll": 0.3 - 0.02 * g}
+    run_dir = make_run(tmp_path, "nll", records, num_generations=3)
+    text = write_run_report(run_dir).read_text()
+    assert f"![likelihoods per generation]({LIKELIHOOD_FIGURE})" in text
+    assert_png(run_dir / LIKELIHOOD_FIGURE)
+    assert "| 0.5000 | 0.4000 | 0.6500 | 0.2600 |" in text  # generation 2: held-out, under M_0, under M_2
+    assert "| 0.5000 | n/a | n/a | n/a |" in text
 
 
 def test_threshold_and_missing_novelty(tmp_path):
@@ -297,6 +314,8 @@ def test_report_of_a_real_smoke_run(tmp_path):
     for name in ("correctness", "diversity", "unique", "curation"):
         assert_png(run_dir / f"{name}.png")
     assert f"]({LOSS_FIGURE})" in text  # the loop saved each generation's train_history.json
+    assert f"]({LIKELIHOOD_FIGURE})" in text  # and its likelihoods
+    assert_png(run_dir / LIKELIHOOD_FIGURE)
     assert sorted(load_run(run_dir).histories) == [0, 1]
     assert_png(run_dir / LOSS_FIGURE)
     assert main(["report", str(run_dir)]) == 0

@@ -38,6 +38,7 @@ from scl_hf.train import (
     learning_rate_at,
     make_accelerator,
     make_optimizer,
+    mean_nll,
     resolve_mixed_precision,
     split_train_validation,
     train_model,
@@ -176,6 +177,24 @@ def test_training_is_deterministic_and_lowers_the_loss():
     assert all(torch.equal(p, q) for p, q in zip(model_a.parameters(), model_b.parameters(), strict=True))
     assert not model_a.training
     assert set(a.to_json()) == {"best_val_loss", "best_step", "steps", "final_train_loss", "train_tokens", "seconds"}
+
+
+def test_mean_nll_is_the_validation_loss_on_other_texts():
+    tokenizer, model, dataset, cfg = tiny_run(steps=8, learning_rate=3.0e-3)
+    acc = make_accelerator(cfg)
+    result = train_model(model, tokenizer, dataset, cfg, acc, seed=7)
+    _, val_texts = split_train_validation(list(dataset["text"]), cfg.validation_fraction, 7)
+    # the best weights are loaded back, so their validation loss comes out again, computed the same way
+    assert mean_nll(model, tokenizer, val_texts, acc, cfg.per_device_train_batch_size) == pytest.approx(
+        result.best_val_loss, rel=1e-12)
+    assert mean_nll(model, tokenizer, [], acc, 2) is None
+    # one text by hand: -log p of every token after <bos>, <eos> included, averaged
+    text = "not (True)"
+    ids = torch.tensor([[tokenizer.bos_token_id, *tokenizer(text)["input_ids"], tokenizer.eos_token_id]])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].double(), dim=-1)
+    by_hand = -logp[torch.arange(ids.shape[1] - 1), ids[0, 1:]].mean().item()
+    assert mean_nll(model, tokenizer, [text], acc, 2) == pytest.approx(by_hand, rel=1e-5)
 
 
 def test_the_best_validation_weights_are_loaded_back(monkeypatch):

@@ -94,6 +94,7 @@ def generation_record(generation: int, cfg: Config, target: HubTarget, metrics: 
         "metrics": metrics.get("metrics", {}),
         "train": metrics.get("train", {}),
         "sampling": metrics.get("sampling", {}),
+        "eval": metrics.get("eval", {}),  # likelihoods: held-out real data under M_t, S_t under M_0 and M_t
         "data": metrics.get("data", {}),
         "config": cfg.to_flat(),
     }
