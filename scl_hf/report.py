@@ -528,8 +528,16 @@ class Group:
     label: str
     runs: list[Run]
     generations: list[int]  # generations every run of the group completed
-    curves: dict[str, dict[str, list[float]]]  # "diversity"/"true_rate" -> {"mean", "low", "high"}
-    per_run: dict[str, list[list[float]]]  # "diversity"/"true_rate" -> one curve per run (on ``generations``)
+    curves: dict[str, dict[str, list[float]]]  # a key of OVERLAYS -> {"mean", "low", "high"}
+    per_run: dict[str, list[list[float]]]  # a key of OVERLAYS -> one curve per run (on ``generations``)
+
+
+# The curves a comparison overlays: (metrics.json block, key, y-axis label); a curve no run has is not drawn.
+OVERLAYS = [
+    ("metrics", "diversity", "diversity (mean normalized edit distance)"),
+    ("metrics", "true_rate", "true_rate (share of samples)"),
+    ("eval", "heldout_nll", "held-out real data: NLL per token under M_t (nats)"),
+]
 
 
 def group_runs(runs: list[Run]) -> list[Group]:
@@ -549,10 +557,10 @@ def group_runs(runs: list[Run]) -> list[Group]:
     for label, members in zip(labels, buckets.values(), strict=True):
         common = sorted(set.intersection(*(set(r.generation_numbers) for r in members)))
         curves, per_run = {}, {}
-        for key in ("diversity", "true_rate"):
+        for block, key, _ in OVERLAYS:
             table = []
             for r in members:
-                by_gen = dict(zip(r.generation_numbers, r.values("metrics", key), strict=True))
+                by_gen = dict(zip(r.generation_numbers, r.values(block, key), strict=True))
                 table.append([np.nan if by_gen[g] is None else float(by_gen[g]) for g in common])
             per_run[key] = table
             matrix = np.array(table, dtype=float).reshape(len(members), len(common))  # runs x generations
@@ -618,7 +626,7 @@ def run_list_columns(out: Path) -> list[Column]:
 
 def write_comparison_report(run_dirs: list[str | Path], output_dir: str | Path, *,
                             threshold: float = COLLAPSE_THRESHOLD) -> Path:
-    """Write ``comparison.md``, ``comparison_diversity.png`` and ``comparison_true_rate.png`` into ``output_dir``.
+    """Write ``comparison.md`` and ``comparison_<key>.png`` per curve of ``OVERLAYS`` into ``output_dir``.
 
     Runs whose configs differ only in ``REPLICATE_KEYS`` are one group (mean and 95% bootstrap band over
     the generations all of them completed). Returns the path of ``comparison.md``.
@@ -634,12 +642,11 @@ def write_comparison_report(run_dirs: list[str | Path], output_dir: str | Path, 
              f"the mean over its runs, the band a 95% bootstrap interval of that mean ({BOOTSTRAP_RESAMPLES} "
              f"resamples, numpy seed {BOOTSTRAP_SEED}), over the generations every run of the group completed.", ""]
     plotted = [g for g in groups if g.generations]
-    if plotted:
-        _plot_overlay(plotted, "diversity", out / "comparison_diversity.png",
-                      "diversity (mean normalized edit distance)", threshold)
-        _plot_overlay(plotted, "true_rate", out / "comparison_true_rate.png", "true_rate (share of samples)", None)
-        lines += ["![diversity per generation](comparison_diversity.png)", "",
-                  "![true_rate per generation](comparison_true_rate.png)", ""]
+    for _, key, ylabel in OVERLAYS:
+        if not any(np.isfinite(v) for g in plotted for values in g.per_run[key] for v in values):
+            continue  # older runs without this value
+        _plot_overlay(plotted, key, out / f"comparison_{key}.png", ylabel, threshold if key == "diversity" else None)
+        lines += [f"![{key} per generation](comparison_{key}.png)", ""]
     summaries = [(g, summarize(g.generations, g.curves["diversity"]["mean"], g.curves["true_rate"]["mean"], threshold)
                   if g.generations else None) for g in groups]
     lines += ["## Summary", "", "Values of the group mean; decline relative to generation 0.", "",

@@ -256,6 +256,21 @@ def test_comparison_report(tmp_path):
         assert f"]({name}.png)" in text
         assert_png(out / f"{name}.png")
     assert "differ only in " + ", ".join(sorted(REPLICATE_KEYS)) + " are one group" in text
+    assert not (out / "comparison_heldout_nll.png").exists() and "heldout_nll" not in text  # no run has it
+
+
+def test_comparison_overlays_the_heldout_likelihood(tmp_path):
+    dirs = []
+    for seed, nlls in enumerate([[0.30, 0.34], [0.32, 0.40]]):
+        recs = [record(g, 0.8, 0.1, 0.4, 50) for g in range(2)]
+        for rec, nll in zip(recs, nlls, strict=True):
+            rec["eval"] = {"heldout_nll": nll, "samples_nll_m0": 0.5, "samples_nll": 0.2}
+        dirs.append(make_run(tmp_path / "runs", f"s{seed}", recs, seed=seed))
+    [group] = group_runs([load_run(d) for d in dirs])
+    assert group.curves["heldout_nll"]["mean"] == pytest.approx([0.31, 0.37])
+    text = write_comparison_report(dirs, tmp_path / "cmp").read_text()
+    assert "](comparison_heldout_nll.png)" in text
+    assert_png(tmp_path / "cmp" / "comparison_heldout_nll.png")
 
 
 def test_twin_labels_name_the_difference(tmp_path):
