@@ -173,6 +173,60 @@ def to_text(tree: Expr) -> str:
     return "".join(out)
 
 
+SHAPE_LITERAL = "x"  # what shape_form prints for every literal (a word outside the language, so never mistaken)
+
+
+def _unwrap(tree: Expr) -> Expr:
+    """``tree`` without the parentheses around it: the first node below any ``"()"`` nodes."""
+    while tree.op == "()":
+        tree = tree.args[0]
+    return tree
+
+
+def canonical_form(tree: Expr) -> str:
+    """The expression of ``tree`` printed canonically: as :func:`to_text`, but with only necessary parentheses.
+
+    Every ``"()"`` node is dropped and parentheses are printed exactly where the tree needs them to parse back
+    the same (a binary operand of ``not``, an ``or`` inside ``and``, a same-operator or ``or`` right operand), so
+    two strings that differ only in spacing or redundant parentheses get the same form, and ``parse`` of the
+    form gives the tree with its redundant parentheses removed. Recursion-free, like :func:`to_text`.
+
+    >>> canonical_form(parse("((not (True)) and (False or True))"))
+    'not True and (False or True)'
+    >>> canonical_form(parse("True and (True and False)")), canonical_form(parse("(True and True) and False"))
+    ('True and (True and False)', 'True and True and False')
+    """
+    out: list[str] = []
+    stack: list[Expr | str] = [_unwrap(tree)]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+        elif item.op in ("True", "False"):
+            out.append(item.op)
+        elif item.op == "not":
+            child = _unwrap(item.args[0])
+            stack += [")", child, "not ("] if _needs_parens("not", child.op, False) else [child, "not "]
+        else:
+            left, right = _unwrap(item.args[0]), _unwrap(item.args[1])
+            stack += [")", right, f" {item.op} ("] if _needs_parens(item.op, right.op, True) else [
+                right, f" {item.op} "]
+            stack += [")", left, "("] if _needs_parens(item.op, left.op, False) else [left]
+    return "".join(out)
+
+
+def shape_form(item: Expr | str) -> str:
+    """The shape of a tree: its :func:`canonical_form` with every literal printed as ``SHAPE_LITERAL``.
+
+    ``item`` is a tree, or the canonical form of one (the literals are then replaced without a second walk).
+
+    >>> shape_form(parse("(True or False) and not False")), shape_form("True and False")
+    ('(x or x) and not x', 'x and x')
+    """
+    text = canonical_form(item) if isinstance(item, Expr) else item
+    return text.replace("True", SHAPE_LITERAL).replace("False", SHAPE_LITERAL)
+
+
 MAX_DEPTH = 500  # random_tree recurses once per level, and Python's default recursion limit is 1000 frames
 
 
