@@ -1,7 +1,9 @@
 """The metric: compute_metrics values and errors, the evaluate module folder, the `scl-hf metric` command."""
 
 import doctest
+import gzip
 import json
+import math
 import os
 import runpy
 import subprocess
@@ -19,14 +21,19 @@ import scl_hf.diversity
 import scl_hf.measures
 import scl_hf.metrics
 from scl_hf.cli import main
+from scl_hf.distribution import js_divergence, length_bin
 from scl_hf.diversity import naive_diversity, word_tokens
-from scl_hf.expressions import classify, depth
+from scl_hf.expressions import canonical_form, classify, depth, parse, shape_form
 from scl_hf.metrics import compute_metrics
 
 FOLDER = scl_hf.metrics.METRIC_DIR
 METRICS_DIR = FOLDER.parent
 KEYS = ["num_samples", "syntax_error_rate", "false_rate", "true_rate", "diversity", "num_unique", "unique_rate",
         "mean_length", "max_length", "mean_depth"]
+# always there, after KEYS and the optional novelty_rate and diversity_stderr; top_samples always comes last
+MORE_KEYS = ["distinct_1", "distinct_2", "distinct_3", "distinct_4", "compression_ratio", "canonical_unique_rate",
+             "shape_unique_rate"]
+REAL_KEYS = ["jsd_depth", "jsd_length", "jsd_not", "jsd_and", "jsd_or", "tail_coverage_depth", "tail_coverage_length"]
 
 # false, true, syntax error, true, syntax error (empty), false (depth 3)
 SAMPLES = ["True and False", "not False", "True or", "not False", "", "not (True or False)"]
@@ -44,19 +51,104 @@ EXPECTED = {
     "mean_length": 15 / 6,  # 3 + 2 + 2 + 2 + 0 + 6 word tokens
     "max_length": 6,
     "mean_depth": 9 / 4,  # 2, 2, 2, 3 over the four parsable samples
+    "distinct_1": 7 / 15,  # True and False not or ( ): 7 distinct of 15 tokens
+    # 2-grams: A 2, B 1 (twice), C 1, G 5 = 10; "True or" is in C and G, so 8 distinct
+    "distinct_2": 8 / 10,
+    "distinct_3": 5 / 5,  # A 1, G 4, all distinct
+    "distinct_4": 3 / 3,  # G 3
+    # "True and False\nnot False\nTrue or\nnot False\n\nnot (True or False)": 63 bytes
+    "compression_ratio": 63 / len(gzip.compress("\n".join(SAMPLES).encode(), compresslevel=9, mtime=0)),
+    # canonical forms of A, B, B, G: "True and False", "not False", "not (True or False)"; shapes alike
+    "canonical_unique_rate": 3 / 4,
+    "shape_unique_rate": 3 / 4,
 }
+TOP = [["not False", 2], ["", 1], ["True and False", 1], ["True or", 1], ["not (True or False)", 1]]
+
+# Against REAL: depth P = {2: 3/6, 3: 1/6, error: 2/6}, Q = {1: 1/2, 2: 1/2}; length bins P = {0-4: 5/6, 5-9: 1/6},
+# Q = {0-4: 1}; not P = {0: 1/6, 1: 3/6, error: 2/6}, Q = {0: 1/2, 1: 1/2}; and, or P = {0: 3/6, 1: 1/6, error:
+# 2/6}, Q = {0: 1}. Each JSD is 1/2 sum_b [p log2(2p / (p + q)) + q log2(2q / (p + q))].
+REAL = ["True", "not False"]
+EXPECTED_REAL = {
+    "jsd_depth": (1 / 2 + 1 / 6 + 2 / 6) / 2,  # depth 2 is shared at 1/2 each (adds 0); 1, 3 and error disjoint
+    "jsd_length": (5 / 6 * math.log2(10 / 11) + 1 / 6 + math.log2(12 / 11)) / 2,
+    "jsd_not": (1 / 6 * math.log2(1 / 2) + 1 / 2 * math.log2(3 / 2) + 2 / 6) / 2,
+    "jsd_and": (1 / 2 * math.log2(2 / 3) + math.log2(4 / 3) + 1 / 6 + 2 / 6) / 2,
+    "jsd_or": (1 / 2 * math.log2(2 / 3) + math.log2(4 / 3) + 1 / 6 + 2 / 6) / 2,
+    "tail_coverage_depth": (4 / 6) / (1 / 2),  # deepest real depth 2: held by A, B, B, G and by half the real set
+    "tail_coverage_length": (5 / 6) / (1 / 2),  # L90 of lengths 1, 2 is 2 (k = ceil(1.8) = 2): all but E
+}
+
+
+def assert_metrics(result, expected, rel=1e-15, abs=0.0):
+    """``result == expected``: numbers approximately, None and ``top_samples`` (nested lists) exactly."""
+    assert list(result) == list(expected)
+    exact = {k: v for k, v in expected.items() if v is None or isinstance(v, list)}
+    assert {k: result[k] for k in exact} == exact
+    assert {k: v for k, v in result.items() if k not in exact} == pytest.approx(
+        {k: v for k, v in expected.items() if k not in exact}, rel=rel, abs=abs)
 
 
 def test_hand_computed_metrics():
     result = compute_metrics(SAMPLES)
-    assert list(result) == KEYS
-    assert result == pytest.approx(EXPECTED, rel=1e-15)
+    assert list(result) == KEYS + MORE_KEYS + ["top_samples"]
+    assert_metrics(result, {**EXPECTED, "top_samples": TOP})
     assert isinstance(result["num_unique"], int) and isinstance(result["max_length"], int)
+
+
+def test_real_texts_add_hand_computed_divergences_and_tail_coverage():
+    result = compute_metrics(SAMPLES, real_texts=REAL)
+    assert list(result) == KEYS + MORE_KEYS + REAL_KEYS + ["top_samples"]
+    assert_metrics(result, {**EXPECTED, **EXPECTED_REAL, "top_samples": TOP}, rel=1e-14)
+    assert result["jsd_depth"] == 0.5 and result["tail_coverage_length"] == pytest.approx(5 / 3, rel=1e-15)
+    # the real set only adds values: everything else is as without it
+    assert {k: v for k, v in result.items() if k not in REAL_KEYS} == compute_metrics(SAMPLES)
+
+
+def test_real_texts_edge_cases():
+    same = compute_metrics(["True", "not False"], real_texts=["not False", "True", "True", "not False"])
+    assert [same[k] for k in REAL_KEYS] == [0.0] * 5 + [1.0, 1.0]  # the same distribution: no divergence, tails kept
+    disjoint = compute_metrics(["x y", "("], real_texts=["not not True"])  # errors only, 1-2 tokens vs 3
+    assert [disjoint[k] for k in REAL_KEYS] == [1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+    # no real text parses: the depth tail is undefined, the length one still is (L90 of 0, 1 is 1: half of each)
+    garbage = compute_metrics(["True", ""], real_texts=["", "x"])
+    assert garbage["tail_coverage_depth"] is None and garbage["tail_coverage_length"] == 1.0
+    # P = {1: 1/2, error: 1/2}, Q = {error: 1}: 1/2 [1/2 + 1/2 log2(2/3) + log2(4/3)]
+    assert garbage["jsd_depth"] == pytest.approx(3 / 2 - 3 / 4 * math.log2(3), rel=1e-15)
+    # samples deeper than every real text are in the depth tail; lengths of 100 and more share the capped bin
+    deep = compute_metrics(["not " * 200 + "True"] * 3 + ["True"], real_texts=["not True"] * 3 + ["True"])
+    assert deep["tail_coverage_depth"] == 1.0 and deep["jsd_length"] == pytest.approx(
+        js_divergence({100: 3, 0: 1}, {0: 4}), rel=1e-15)
+    assert length_bin(201) == length_bin(100) == 100
+    one = compute_metrics(["True"], real_texts=["True"])
+    assert [one[k] for k in REAL_KEYS] == [0.0] * 5 + [1.0, 1.0]
+    weird = compute_metrics(["\ud800", "🙂 ∧ ⊥", "True"], real_texts=["\ud800 True", "Träue"])
+    assert weird["jsd_depth"] == pytest.approx(js_divergence({"e": 2, 1: 1}, {"e": 2}), rel=1e-15)
+
+
+def test_diversity_measures_edge_cases():
+    empty = compute_metrics(["", "", "   "])  # no tokens at all: no n-grams, nothing parses
+    assert [empty[k] for k in MORE_KEYS] == [0.0] * 4 + [5 / len(gzip.compress(b"\n\n   ", 9, mtime=0)), None, None]
+    assert empty["top_samples"] == [["", 2], ["   ", 1]]
+    errors = compute_metrics(["True or", "x", "x", "(True"])
+    assert errors["canonical_unique_rate"] is None and errors["shape_unique_rate"] is None
+    assert errors["distinct_1"] == 4 / 6 and errors["distinct_2"] == 2 / 2 and errors["distinct_3"] == 0.0
+    one = compute_metrics(["not (True)"] * 7)  # one distinct sample
+    assert one["canonical_unique_rate"] == one["shape_unique_rate"] == 1 / 7
+    assert one["distinct_1"] == 4 / 28 and one["distinct_4"] == 1 / 7 and one["top_samples"] == [["not (True)", 7]]
+    spelled = compute_metrics(["True  and (False)", "(True and False)", "True and False", "False or True"])
+    assert spelled["num_unique"] == 4 and spelled["canonical_unique_rate"] == 2 / 4  # one expression, three spellings
+    assert spelled["shape_unique_rate"] == 2 / 4  # "x and x", "x or x"
+    many = compute_metrics([f"{'not ' * k}True" for k in range(12) for _ in range(k + 1)])
+    assert many["top_samples"] == [[f"{'not ' * k}True", k + 1] for k in range(11, 1, -1)]  # the 10 most frequent
+    tied = compute_metrics(["b", "a", "c", "a", "b", "ä", "B"])  # count, then code point order
+    assert tied["top_samples"] == [["a", 2], ["b", 2], ["B", 1], ["c", 1], ["ä", 1]]
 
 
 def test_training_texts_add_novelty_and_key_order_follows_the_contract():
     result = compute_metrics(SAMPLES, training_texts=["not False", "True"])
-    assert list(result) == KEYS + ["novelty_rate"]
+    assert list(result) == KEYS + ["novelty_rate"] + MORE_KEYS + ["top_samples"]
+    everything = compute_metrics(SAMPLES, ["True"], real_texts=["True"], max_pairs=2)
+    assert list(everything) == KEYS + ["novelty_rate", "diversity_stderr"] + MORE_KEYS + REAL_KEYS + ["top_samples"]
     assert result["novelty_rate"] == 4 / 6  # all but the two "not False"
     assert compute_metrics(["True"], training_texts=[])["novelty_rate"] == 1.0
 
@@ -72,13 +164,13 @@ def test_max_pairs_estimates_only_when_there_are_more_pairs():
     exact = compute_metrics(texts)
     assert compute_metrics(texts, max_pairs=4950) == exact  # enough pairs for the exact value: no stderr
     sampled = compute_metrics(texts, max_pairs=2000, seed=1)
-    assert list(sampled) == KEYS + ["diversity_stderr"]
+    assert list(sampled) == KEYS + ["diversity_stderr"] + MORE_KEYS + ["top_samples"]
     assert abs(sampled["diversity"] - exact["diversity"]) < 5 * sampled["diversity_stderr"]
     assert sampled == compute_metrics(texts, max_pairs=2000, seed=1)
     assert {k: v for k, v in sampled.items() if "diversity" not in k} == {
         k: v for k, v in exact.items() if k != "diversity"}
     with_refs = compute_metrics(texts, training_texts=["True"], max_pairs=2000)
-    assert list(with_refs)[-2:] == ["novelty_rate", "diversity_stderr"]
+    assert list(with_refs)[len(KEYS):len(KEYS) + 2] == ["novelty_rate", "diversity_stderr"]
 
 
 @pytest.mark.parametrize(("texts", "max_pairs"), [
@@ -131,27 +223,67 @@ def test_no_parsable_sample_has_no_mean_depth():
     ],
 )
 def test_extreme_content(text, label, length, depth):
-    result = compute_metrics([text])
+    result = compute_metrics([text], real_texts=[text, ""])
     assert result[f"{label}_rate"] == 1.0
     assert result["max_length"] == length and result["mean_depth"] == depth and result["diversity"] == 0.0
+    assert result["top_samples"] == [[text, 1]] and result["distinct_1"] == len(set(word_tokens(text))) / length
+    rate = None if depth is None else 1.0
+    assert result["canonical_unique_rate"] == result["shape_unique_rate"] == rate
+    assert 0.0 <= result["jsd_depth"] <= 1.0 and result["tail_coverage_length"] == 2.0  # L90 is the text's length
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.text(max_size=40), min_size=1, max_size=12), st.sampled_from(["token", "char"]))
 def test_never_raises_on_content(texts, level):
-    result = compute_metrics(texts, training_texts=texts[:1], level=level)
+    result = compute_metrics(texts, training_texts=texts[:1], real_texts=texts[::-2], level=level)
     assert result["syntax_error_rate"] + result["false_rate"] + result["true_rate"] == pytest.approx(1.0)
     assert 0.0 <= result["diversity"] <= 1.0 and 0.0 <= result["novelty_rate"] <= 1.0
     assert result["num_samples"] == len(texts) and 1 <= result["num_unique"] <= len(texts)
+    assert all(0.0 <= result[k] <= 1.0 for k in REAL_KEYS[:5] + MORE_KEYS[:4])
+    assert result["compression_ratio"] >= 0.0 and result["tail_coverage_length"] > 0.0
+    assert sum(count for _, count in result["top_samples"]) <= len(texts)
 
 
-def straightforward(texts, references, level):
+def straightforward_distribution(texts, real):
+    """The jsd_* and tail_coverage_* values written sample by sample, from the definitions."""
+    def bins(text):
+        tree, tokens = parse(text), word_tokens(text)
+        ops = ["e"] * 3 if tree is None else [tokens.count(op) for op in ("not", "and", "or")]
+        return ["e" if tree is None else tree.depth, min(len(tokens), 100) // 5, *ops]
+
+    def jsd(p, q):  # p, q: lists of bins
+        out = 0.0
+        for b in set(p) | set(q):
+            x, y = p.count(b) / len(p), q.count(b) / len(q)
+            out += sum(0.5 * a * math.log2(a / ((x + y) / 2)) for a in (x, y) if a > 0)
+        return out
+
+    ps, qs = [bins(t) for t in texts], [bins(t) for t in real]
+    out = {f"jsd_{name}": jsd([b[i] for b in ps], [b[i] for b in qs])
+           for i, name in enumerate(["depth", "length", "not", "and", "or"])}
+    real_depths = [d for d in map(depth, real) if d is not None]
+    deep = max(real_depths, default=None)
+    out["tail_coverage_depth"] = None if deep is None else (
+        sum((depth(t) or 0) >= deep for t in texts) / len(texts)) / (real_depths.count(deep) / len(real))
+    lengths = sorted(len(word_tokens(t)) for t in real)
+    l90 = lengths[math.ceil(0.9 * len(lengths)) - 1]
+    out["tail_coverage_length"] = (sum(len(word_tokens(t)) >= l90 for t in texts) / len(texts)) / (
+        sum(n >= l90 for n in lengths) / len(lengths))
+    return out
+
+
+def straightforward(texts, references, level, real=None):
     """compute_metrics written sample by sample, with no counting of duplicates."""
     labels = [classify(t) for t in texts]
     depths = [depth(t) for t in texts if classify(t) != "syntax_error"]
     lengths = [len(word_tokens(t)) for t in texts]
     n = len(texts)
-    return {
+    ngrams = {k: [tuple(word_tokens(t)[i:i + k]) for t in texts for i in range(len(word_tokens(t)) - k + 1)]
+              for k in (1, 2, 3, 4)}
+    trees = [parse(t) for t in texts if parse(t) is not None]
+    forms = [canonical_form(tree) for tree in trees]
+    joined = "\n".join(texts).encode("utf-8", "surrogatepass")
+    result = {
         "num_samples": n,
         "syntax_error_rate": labels.count("syntax_error") / n,
         "false_rate": labels.count("false") / n,
@@ -163,7 +295,16 @@ def straightforward(texts, references, level):
         "max_length": max(lengths),
         "mean_depth": sum(depths) / len(depths) if depths else None,
         "novelty_rate": sum(t not in references for t in texts) / n,
+        **{f"distinct_{k}": len(set(g)) / len(g) if g else 0.0 for k, g in ngrams.items()},
+        "compression_ratio": len(joined) / len(gzip.compress(joined)) if joined else 0.0,
+        "canonical_unique_rate": len(set(forms)) / len(forms) if forms else None,
+        "shape_unique_rate": len({shape_form(tree) for tree in trees}) / len(trees) if trees else None,
     }
+    if real is not None:
+        result.update(straightforward_distribution(texts, real))
+    ranked = sorted(set(texts), key=lambda t: (-texts.count(t), t))
+    result["top_samples"] = [[t, texts.count(t)] for t in ranked[:10]]
+    return result
 
 
 pool = st.lists(st.sampled_from(["True", "False", "and", "or", "not", "(", ")", " ", "x"]), max_size=9).map(" ".join)
@@ -173,12 +314,14 @@ pool = st.lists(st.sampled_from(["True", "False", "and", "or", "not", "(", ")", 
 @given(st.lists(pool, min_size=1, max_size=5).flatmap(lambda p: st.lists(st.sampled_from(p), min_size=1, max_size=30)),
        st.sampled_from(["token", "char"]))
 def test_equals_the_straightforward_computation(texts, level):
-    references = texts[::3]
-    result, expected = compute_metrics(texts, references, level=level), straightforward(texts, references, level)
-    assert list(result) == list(expected)
-    mean_depth = expected.pop("mean_depth")  # approx cannot take None
-    assert result.pop("mean_depth") == (None if mean_depth is None else pytest.approx(mean_depth, rel=1e-12))
-    assert result == pytest.approx(expected, rel=1e-12, abs=1e-14)
+    references, real = texts[::3], texts[1::2] or ["not (True)", "x"]  # real texts shared with the samples or not
+    result = compute_metrics(texts, references, real_texts=real, level=level)
+    expected = straightforward(texts, references, level, real)
+    for none_able in ("mean_depth", "canonical_unique_rate", "shape_unique_rate", "tail_coverage_depth"):
+        if expected[none_able] is not None:  # approx cannot take None: assert_metrics compares None exactly
+            assert result[none_able] == pytest.approx(expected.pop(none_able), rel=1e-12)
+            result.pop(none_able)
+    assert_metrics(result, expected, rel=1e-12, abs=1e-14)
 
 
 @pytest.mark.parametrize(
@@ -190,6 +333,9 @@ def test_equals_the_straightforward_computation(texts, level):
         ({"predictions": ["True", 1]}, TypeError, r"predictions\[1\] must be a string, got int"),
         ({"predictions": ["True"], "training_texts": "True"}, TypeError, "training_texts must be a list of strings"),
         ({"predictions": ["True"], "training_texts": [None]}, TypeError, r"training_texts\[0\] must be a string"),
+        ({"predictions": ["True"], "real_texts": []}, ValueError, "real_texts must hold at least one string"),
+        ({"predictions": ["True"], "real_texts": "True"}, TypeError, "real_texts must be a list of strings, got str"),
+        ({"predictions": ["True"], "real_texts": ["True", b"x"]}, TypeError, r"real_texts\[1\] must be a string"),
         ({"predictions": ["True"], "level": "word"}, ValueError, r"level must be one of \('token', 'char'\)"),
         ({"predictions": ["True"], "max_pairs": 1}, ValueError, "max_pairs must be None .* or an integer >= 2"),
         ({"predictions": ["True"], "max_pairs": 10.0}, ValueError, "max_pairs must be None"),
@@ -204,11 +350,12 @@ def test_bad_input(kwargs, error, message):
 
 def test_accepts_any_iterable_of_strings():
     assert compute_metrics(iter(SAMPLES)) == compute_metrics(tuple(SAMPLES)) == compute_metrics(SAMPLES)
+    assert compute_metrics(SAMPLES, real_texts=iter(REAL)) == compute_metrics(SAMPLES, real_texts=tuple(REAL))
 
 
 def test_doctests_of_compute_metrics():
     result = doctest.testmod(scl_hf.measures)
-    assert result.attempted >= 3 and result.failed == 0
+    assert result.attempted >= 5 and result.failed == 0
 
 
 # --- the evaluate module folder ---------------------------------------------------------------------------
@@ -228,6 +375,9 @@ def test_evaluate_module_matches_compute_metrics(metric):
     assert metric.compute(predictions=SAMPLES, training_texts=refs) == compute_metrics(SAMPLES, refs)
     assert metric.compute(predictions=SAMPLES, level="char", max_pairs=5, seed=2) == compute_metrics(
         SAMPLES, level="char", max_pairs=5, seed=2)
+    with_real = metric.compute(predictions=SAMPLES, training_texts=refs, real_texts=REAL)
+    assert with_real == compute_metrics(SAMPLES, refs, real_texts=REAL)
+    assert list(with_real) == KEYS + ["novelty_rate"] + MORE_KEYS + REAL_KEYS + ["top_samples"]
 
 
 def test_evaluate_module_batches_and_training_texts_at_compute(metric):
@@ -235,6 +385,8 @@ def test_evaluate_module_batches_and_training_texts_at_compute(metric):
     metric.add(predictions=SAMPLES[3])
     metric.add_batch(predictions=SAMPLES[4:])
     assert metric.compute(training_texts=["True"]) == compute_metrics(SAMPLES, ["True"])
+    metric.add_batch(predictions=SAMPLES)
+    assert metric.compute(real_texts=REAL) == compute_metrics(SAMPLES, real_texts=REAL)
 
 
 def test_evaluate_module_bad_input(metric):
@@ -242,6 +394,8 @@ def test_evaluate_module_bad_input(metric):
         metric.compute(predictions=[])
     with pytest.raises(ValueError, match="level must be one of"):
         metric.compute(predictions=["True"], level="word")
+    with pytest.raises(ValueError, match="real_texts must hold at least one string"):
+        metric.compute(predictions=["True"], real_texts=[])
 
 
 NOT_STRINGS = [[1], ["True", 1], [b"True"], ["True", b"not True"], [None], ["True", None], [1.5], [True],
@@ -291,6 +445,8 @@ def test_evaluate_module_measures_lone_surrogates_as_compute_metrics(metric, lev
     expected = compute_metrics(ODD_STRINGS, training, level=level)
     assert expected["num_unique"] == len(ODD_STRINGS) and expected["novelty_rate"] == 10 / 12
     assert metric.compute(predictions=ODD_STRINGS, training_texts=training, level=level) == expected
+    assert metric.compute(predictions=ODD_STRINGS, real_texts=ODD_STRINGS[::-1], level=level) == compute_metrics(
+        ODD_STRINGS, real_texts=ODD_STRINGS[::-1], level=level)
     # the same strings through add, add_batch and compute together
     metric.add(prediction=ODD_STRINGS[0])
     metric.add_batch(predictions=ODD_STRINGS[1:5])
@@ -329,7 +485,8 @@ def test_metric_card(metric):
     examples = doctest.DocTestParser().get_doctest(body, {"metric": metric}, "README.md", str(FOLDER), 0)
     runner = doctest.DocTestRunner()
     runner.run(examples)
-    assert runner.summarize(verbose=False) == (0, 5)
+    assert runner.summarize(verbose=False) == (0, 14)
+    assert "JSD(P, Q) = 1/2 KL(P || M) + 1/2 KL(Q || M)" in body and "ceil(0.9 R)" in body
 
 
 def test_script_imports_as_evaluate_scans_them():
@@ -408,7 +565,7 @@ def test_cli_metric(tmp_path, capsys):
     training = tmp_path / "train.txt"
     training.write_text("not False\r\nTrue\r\n", encoding="utf-8")  # CRLF lines
     assert main(["metric", str(predictions)]) == 0
-    assert json.loads(capsys.readouterr().out) == pytest.approx(EXPECTED, rel=1e-15)
+    assert_metrics(json.loads(capsys.readouterr().out), {**EXPECTED, "top_samples": TOP})
     assert main(["metric", str(predictions), "--training_texts", str(training), "--level", "char",
                  "--max_pairs", "5"]) == 0
     assert json.loads(capsys.readouterr().out) == compute_metrics(SAMPLES, ["not False", "True"], level="char",

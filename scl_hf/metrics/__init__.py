@@ -2,8 +2,8 @@
 
 ``METRIC_DIR`` is the module folder (script, metric card, ``app.py``, ``requirements.txt``); the
 numbers come from :func:`scl_hf.measures.compute_metrics`. The script imports ``measures.py``,
-``expressions.py`` and ``diversity.py`` by top-level relative imports, which evaluate resolves to
-files next to the script: in the folder they are symbolic links to the package's modules (so
+``expressions.py``, ``diversity.py`` and ``distribution.py`` by top-level relative imports, which
+evaluate resolves to files next to the script: in the folder they are symbolic links to the package's modules (so
 ``evaluate.load(str(METRIC_DIR))`` works offline), and ``space_files`` lists what a Space gets,
 the package's own files copied at publish time. One source, no copy to keep in step.
 """
@@ -18,7 +18,8 @@ __all__ = ["METRIC_DIR", "METRIC_NAME", "SPACE_MODULES", "compute_metrics", "spa
 
 METRIC_NAME = "boolean_expressions"
 METRIC_DIR = Path(__file__).parent / METRIC_NAME
-SPACE_MODULES = ("measures.py", "expressions.py", "diversity.py")  # the package modules the script imports
+# the package modules the script imports
+SPACE_MODULES = ("measures.py", "expressions.py", "diversity.py", "distribution.py")
 _CARD_FILES = (f"{METRIC_NAME}.py", "README.md", "app.py", "requirements.txt")
 
 
