@@ -9,10 +9,12 @@ Usage:
 
 Each case runs in a fresh Python process, so that its peak resident memory is its own. Cases: the real dataset
 (``make_real_dataset(10_000, seed=0)``) at both levels and with ``max_pairs``, a collapsed generation (10,000
-samples of 20 distinct strings), and the real dataset through the evaluate module (``evaluate.load`` of the
-folder, then ``compute``) in a process where torch and transformers are hidden, as in a pipeline without the
-training stack (otherwise ``import evaluate`` alone would load both). The load average before and after
-is recorded, and so is the CPU time of the process (all its threads).
+samples of 20 distinct strings), both also with ``real_texts`` (an independent real set,
+``make_real_dataset(10_000, seed=1)``, standing for D0: it adds the divergences and tail coverage, and reads
+another 10,000 strings, 1,661 of which the real samples share), and the real dataset through the evaluate module
+(``evaluate.load`` of the folder, then ``compute``) in a process where torch and transformers are hidden, as in
+a pipeline without the training stack (otherwise ``import evaluate`` alone would load both). The load average
+before and after is recorded, and so is the CPU time of the process (all its threads).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ SECTION = "## Metric: boolean_expressions (`scripts/bench_metric.py`)"
 CASES = [  # data, level, max_pairs, api
     ("real", "token", None, "compute_metrics"),
     ("collapsed", "token", None, "compute_metrics"),
+    ("real", "token", None, "compute_metrics, real_texts"),
+    ("collapsed", "token", None, "compute_metrics, real_texts"),
     ("real", "token", None, "evaluate"),
     ("collapsed", "token", None, "evaluate"),
     ("real", "char", None, "compute_metrics"),
@@ -59,6 +63,8 @@ def _texts(case: str) -> list[str]:
     from scl_hf.expressions import make_real_dataset
 
     real = make_real_dataset(10_000, seed=0)
+    if case == "d0":
+        return make_real_dataset(10_000, seed=1)
     return real if case == "real" else [real[i % 20] for i in range(10_000)]  # 20 distinct strings, 500 copies each
 
 
@@ -79,9 +85,10 @@ def _child(path: str, level: str, max_pairs: int | None, api: str, repeats: int,
         def run() -> dict:
             return metric.compute(predictions=texts, level=level, max_pairs=max_pairs)
     else:
+        real = json.loads(Path(path).with_name("d0.json").read_text(encoding="utf-8")) if "real_texts" in api else None
 
         def run() -> dict:
-            return compute_metrics(texts, level=level, max_pairs=max_pairs)
+            return compute_metrics(texts, level=level, max_pairs=max_pairs, real_texts=real)
 
     walls, cpus = [], []
     for _ in range(repeats):
@@ -164,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = load_average()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for case in ("real", "collapsed"):
+        for case in ("real", "collapsed", "d0"):
             Path(tmp, f"{case}.json").write_text(json.dumps(_texts(case)), encoding="utf-8")
         for case, level, max_pairs, api in CASES:
             out = subprocess.run(
