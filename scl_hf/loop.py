@@ -214,11 +214,11 @@ class Loop:
         }
         del model, first
 
-        # Metrics: correctness and diversity of S_t, novelty against D_t, the likelihoods; metrics.json marks t
-        # complete.
+        # Metrics: correctness and diversity of S_t, novelty against D_t, drift from the real distribution (D0),
+        # the likelihoods; metrics.json marks t complete.
         payload = None
         if main:
-            metrics = compute_metrics(samples["text"], training_texts=data["text"])
+            metrics = compute_metrics(samples["text"], training_texts=data["text"], real_texts=self.d0["text"])
             payload = {
                 "generation": t,
                 "metrics": metrics,

@@ -60,6 +60,7 @@ def test_layout_and_metrics(reference):
         m = json.loads((gen / "metrics.json").read_text())
         assert m["data"]["curation"] is None  # no curation, no resampling: no curation.json
         assert set(m["eval"]) == {"heldout_nll", "samples_nll_m0", "samples_nll"}
+        assert {"jsd_depth", "jsd_length", "tail_coverage_depth", "distinct_2", "top_samples"} <= set(m["metrics"])
         assert all(isinstance(v, float) and v > 0 for v in m["eval"].values())
         if t == 0:  # M_0 judges its own samples
             assert m["eval"]["samples_nll_m0"] == m["eval"]["samples_nll"]
