@@ -72,8 +72,9 @@ def _metric(args: argparse.Namespace) -> int:
 
     predictions = _read_lines(args.file, "predictions")
     training = None if args.training_texts is None else _read_lines(args.training_texts, "training_texts")
+    real = None if args.real_texts is None else _read_lines(args.real_texts, "real_texts")
     try:
-        result = compute_metrics(predictions, training, level=args.level, max_pairs=args.max_pairs)
+        result = compute_metrics(predictions, training, real_texts=real, level=args.level, max_pairs=args.max_pairs)
     except ValueError as err:  # an empty file, a --max_pairs below 2: the file or a flag is at fault
         raise SclHfError(str(err)) from None
     print(json.dumps(result, indent=2))
@@ -162,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="correctness and diversity of a file of expressions (one per line), as JSON")
     p.add_argument("file", metavar="FILE", help="UTF-8 text file, one generated expression per line")
     p.add_argument("--training_texts", metavar="FILE", help="training set, one per line: adds novelty_rate")
+    p.add_argument("--real_texts", metavar="FILE",
+                   help="real expressions, one per line (D0): adds the divergences and tail coverage against them")
     p.add_argument("--level", choices=LEVELS, default=LEVELS[0],
                    help=f"edit distance over word tokens or characters (default: {LEVELS[0]})")
     p.add_argument("--max_pairs", type=int, metavar="N",

@@ -572,6 +572,15 @@ def test_cli_metric(tmp_path, capsys):
                                                                    max_pairs=5)
 
 
+def test_cli_metric_real_texts(tmp_path, capsys):
+    predictions, real = tmp_path / "samples.txt", tmp_path / "real.txt"
+    predictions.write_text("\n".join(SAMPLES) + "\n", encoding="utf-8")
+    real.write_text("True\nnot (True and False)\n", encoding="utf-8")
+    assert main(["metric", str(predictions), "--real_texts", str(real)]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(
+        compute_metrics(SAMPLES, real_texts=["True", "not (True and False)"])))
+
+
 def test_cli_metric_reads_lines_exactly(tmp_path, capsys):
     path = tmp_path / "odd.txt"
     path.write_bytes("True\x0cand True\n\nnot\u2028True".encode())  # form feed and U+2028 stay inside a line
