@@ -197,7 +197,7 @@ def js_divergence(p: Mapping, q: Mapping) -> float:
     if p_total <= 0 or q_total <= 0:
         raise ValueError("js_divergence needs two non-empty histograms")
     total = 0.0
-    for key in p.keys() | q.keys():
+    for key in sorted(p.keys() | q.keys(), key=repr):  # a fixed order: the sum must not depend on string hashing
         a, b = p.get(key, 0) / p_total, q.get(key, 0) / q_total
         if a > 0:
             total += a * math.log2(2 * a / (a + b))

@@ -266,3 +266,18 @@ def test_imports_only_the_standard_library_and_siblings():
                        "import re\n", "from collections import Counter\n",
                        "from collections.abc import Iterable, Mapping\n", "import numpy as np\n",
                        "from .diversity import word_tokens\n", "from .expressions import _PRECEDENCE, WORDS, Expr\n"]
+
+
+def test_measures_do_not_depend_on_string_hashing():
+    """Sets of mixed bins iterate in hash order, which PYTHONHASHSEED changes: the numbers must not."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = ("import json\nfrom scl_hf.measures import compute_metrics\n"
+            "s = ['True and False', 'not False', 'True or', 'not False', '', 'not (True or False)', '((True))']\n"
+            "print(json.dumps(compute_metrics(s, real_texts=['True', 'not (True and False)', 'False or True', ')'])))")
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in range(6)}
+    assert len(outs) == 1 and json.loads(outs.pop())["jsd_depth"] > 0
