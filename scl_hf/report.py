@@ -260,7 +260,7 @@ GENERATION_COLUMNS: list[Column] = [
 LIKELIHOODS = [
     ("heldout_nll", "held-out real data under M_t", "#1f77b4"),
     ("samples_nll_m0", "samples S_t under M_0", "#d62728"),
-    ("samples_nll", "samples S_t under M_t (its entropy)", "#2ca02c"),
+    ("samples_nll", "samples S_t under M_t itself", "#2ca02c"),
 ]
 LIKELIHOOD_FIGURE = "likelihood.png"
 
