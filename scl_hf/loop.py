@@ -122,6 +122,7 @@ class Loop:
         self.tokenizer = build_tokenizer(cfg.model.n_positions)
         self.d0 = real_dataset(cfg)
         self.heldout = heldout_texts(cfg, self.d0)  # H: never trained on; M_t's NLL on it is the collapse signal
+        self._first_model = None  # M_0, loaded once for the samples' NLL under it
 
     def print(self, *args) -> None:
         self.acc.print(*args, flush=True)
@@ -131,6 +132,12 @@ class Loop:
         missing = not path.exists()
         self.acc.wait_for_everyone()
         return missing
+
+    def first_model(self):
+        """M_0 from the run directory, read once per run."""
+        if self._first_model is None:
+            self._first_model = AutoModelForCausalLM.from_pretrained(gen_dir(self.run_dir, 0) / MODEL)
+        return self._first_model
 
     def next_dataset(self, t: int) -> NextDataset:
         """D_t from D0, D_{t-1}, S_{t-1} and, when curation needs more samples, M_{t-1}."""
@@ -206,7 +213,7 @@ class Loop:
 
         # Likelihoods (all processes, like validation): H under M_t; S_t under M_0 and under M_t itself.
         batch = cfg.training.per_device_train_batch_size
-        first = model if t == 0 else AutoModelForCausalLM.from_pretrained(gen_dir(self.run_dir, 0) / MODEL)
+        first = model if t == 0 else self.first_model()
         likelihoods = {
             "heldout_nll": mean_nll(model, self.tokenizer, self.heldout, acc, batch),
             "samples_nll_m0": mean_nll(first, self.tokenizer, samples["text"], acc, batch),
