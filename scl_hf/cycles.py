@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from datasets import Dataset, concatenate_datasets
 
 from scl_hf.config import Config
-from scl_hf.expressions import make_real_dataset, parse
+from scl_hf.expressions import make_real_dataset, num_true_expressions, parse
 from scl_hf.rundir import seed_for, tag
 
 COLUMNS = ("text", "origin", "generation", "model_revision")
@@ -76,6 +76,18 @@ def heldout_texts(cfg: Config, d0: Dataset) -> list[str]:
     """
     return make_real_dataset(cfg.data.heldout_size, seed_for(cfg.data.data_seed, "heldout", 0), cfg.data,
                              exclude=set(d0["text"]))
+
+
+def reference_texts(cfg: Config, generation: int, size: int) -> list[str]:
+    """R_t: ``size`` distinct True expressions drawn like D0, from the ``reference`` stream of ``generation``.
+
+    The loop measures R_t with the same metric as S_t (against D0): what a model whose samples follow the real
+    distribution would score at that sample size, so a report can show how far S_t is from real and how much of a
+    difference is sampling noise (each generation draws its own R_t). Drawn like D0, R_t holds no duplicates;
+    where the depth bounds allow fewer than ``size`` distinct True expressions it holds all there are.
+    """
+    size = min(size, num_true_expressions(cfg.data, limit=size))
+    return make_real_dataset(size, seed_for(cfg.data.data_seed, "reference", generation), cfg.data)
 
 
 def draw(ds: Dataset, k: int, seed: int) -> Dataset:

@@ -27,7 +27,7 @@ from datasets import Dataset, load_from_disk
 from transformers import AutoModelForCausalLM
 
 from scl_hf.config import RESUMABLE_KEYS, Config, ConfigError, diff_configs, load_config, save_config
-from scl_hf.cycles import NextDataset, build_next_dataset, heldout_texts, real_dataset
+from scl_hf.cycles import NextDataset, build_next_dataset, heldout_texts, real_dataset, reference_texts
 from scl_hf.errors import RunDirError, SclHfError
 from scl_hf.expressions import label, parse
 from scl_hf.measures import compute_metrics
@@ -139,6 +139,12 @@ class Loop:
             self._first_model = AutoModelForCausalLM.from_pretrained(gen_dir(self.run_dir, 0) / MODEL)
         return self._first_model
 
+    def reference_metrics(self, t: int, size: int) -> dict:
+        """The metric on R_t (``cycles.reference_texts``) against D0, without its mode (a real sample's is noise)."""
+        metrics = compute_metrics(reference_texts(self.cfg, t, size), real_texts=self.d0["text"])
+        del metrics["top_samples"]
+        return metrics
+
     def next_dataset(self, t: int) -> NextDataset:
         """D_t from D0, D_{t-1}, S_{t-1} and, when curation needs more samples, M_{t-1}."""
         prev = gen_dir(self.run_dir, t - 1)
@@ -222,13 +228,15 @@ class Loop:
         del model, first
 
         # Metrics: correctness and diversity of S_t, novelty against D_t, drift from the real distribution (D0),
-        # the likelihoods; metrics.json marks t complete.
+        # the same metric on a real sample R_t of S_t's size (the reference), the likelihoods; metrics.json
+        # marks t complete.
         payload = None
         if main:
             metrics = compute_metrics(samples["text"], training_texts=data["text"], real_texts=self.d0["text"])
             payload = {
                 "generation": t,
                 "metrics": metrics,
+                "reference": self.reference_metrics(t, len(samples)),
                 "train": train,
                 "sampling": sampling,
                 "eval": likelihoods,

@@ -214,6 +214,7 @@ SEED_STAGES = {
     "sample": 3,  # seed: S_t (generation t, round 0) and extra samples of M_t for curation (rounds 1, 2, ...)
     "draw": 4,  # seed: rows drawn from D0, D_{t-1} or the pool when D_t is built (generation t)
     "heldout": 5,  # data_seed: the held-out real set H (generation 0; drawn once, disjoint from D0)
+    "reference": 6,  # data_seed: R_t, a real sample the size of S_t measured beside it (generation t)
 }
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from scl_hf.config import build_config
-from scl_hf.cycles import Curator, build_next_dataset, heldout_texts, real_dataset, rows
+from scl_hf.cycles import Curator, build_next_dataset, heldout_texts, real_dataset, reference_texts, rows
 from scl_hf.expressions import classify, make_real_dataset
 
 N = 20
@@ -70,6 +70,17 @@ def test_the_heldout_set_is_disjoint_from_d0_and_from_fresh_rows():
     guarded = build_next_dataset(cfg, 1, d0, d0, samples_of(N), never_called, heldout=trap).dataset["text"]
     assert len(guarded) == N and not set(guarded) & trap
     assert heldout_texts(config(heldout_size=0), d0) == []
+
+
+def test_the_reference_sample_is_real_data_of_its_own_stream_per_generation():
+    cfg = config()
+    first, again, second = reference_texts(cfg, 1, 25), reference_texts(cfg, 1, 25), reference_texts(cfg, 2, 25)
+    assert first == again and first != second  # reproducible; each generation draws its own
+    assert len(set(first)) == 25 and all(classify(t) == "true" for t in first)
+    assert first != real_dataset(config(dataset_size=25))["text"]  # not D0's stream
+    assert reference_texts(config(data_seed=7), 1, 25) != first
+    tiny = config(dataset_size=2, max_depth=1, heldout_size=0)  # depth 1: "True" and "(True)" only
+    assert sorted(reference_texts(tiny, 0, 50)) == ["(True)", "True"]
 
 
 def test_cycles_over_several_generations():

@@ -62,6 +62,9 @@ def test_layout_and_metrics(reference):
         assert set(m["eval"]) == {"heldout_nll", "samples_nll_m0", "samples_nll"}
         assert {"jsd_depth", "jsd_length", "tail_coverage_depth", "distinct_2", "top_samples"} <= set(m["metrics"])
         assert all(isinstance(v, float) and v > 0 for v in m["eval"].values())
+        ref = m["reference"]  # the same metric on a real sample of S_t's size, without the mode
+        assert set(ref) == set(m["metrics"]) - {"novelty_rate", "top_samples"} and ref["num_samples"] == 40
+        assert ref["true_rate"] == 1.0 and ref["unique_rate"] == 1.0 and ref["jsd_depth"] < 1.0
         if t == 0:  # M_0 judges its own samples
             assert m["eval"]["samples_nll_m0"] == m["eval"]["samples_nll"]
         history = json.loads((gen / "train_history.json").read_text())
