@@ -10,17 +10,25 @@ One run (``write_run_report``): ``report.md`` and PNG figures next to ``config.y
   correctness.png  stacked bars of syntax_error / false / true per generation (the paper's Figure 3 kind)
   diversity.png    diversity per generation (with a 95% band when it was estimated from sampled pairs)
   unique.png       unique samples per generation
+  likelihood.png   held-out real data under M_t, S_t under M_0 and under M_t (runs with an ``eval`` block)
+  distribution.png one panel per divergence from D0 and tail coverage (runs that measured them)
+  diversity_measures.png  one panel per distinct-n, compression ratio, canonical and shape uniqueness
   train_loss.png   training and validation loss of each generation over the run's global step (only for
                    generations with a readable ``train_history.json``; older runs have none)
   curation.png     what curation kept and rejected per generation (only when the run curates)
-The loop calls it after every generation, so it must stay cheap: a few small JSON reads and five
-figures (well under a second on a CPU).
+Where a generation has a ``reference`` block (the metric on a real sample of S_t's size, drawn like D0),
+each measure's figure draws it as a grey dashed line behind the samples' curve and its table cell shows it
+in parentheses: how far from real, and how large sampling noise alone is. The report ends with the most
+frequent samples of the first, middle and last generation (what the loop collapses to).
+The loop calls it after every generation, so it must stay cheap: a few small JSON reads and under ten
+figures (one to two seconds on a CPU).
 
-Several runs (``write_comparison_report``): ``comparison.md`` and overlays of diversity and true_rate
-per generation, one line per group. Runs whose configs differ only in seeds, names, output folder,
-tracker or Hub settings (``scl_hf.config.REPLICATE_KEYS``) form one group, drawn as the mean over its
-runs with a 95% bootstrap interval band (deterministic: a fixed numpy seed), over the generations all
-of them completed.
+Several runs (``write_comparison_report``): ``comparison.md`` and one overlay per curve of ``OVERLAYS``
+(correctness, diversity, likelihoods, divergences, tails, diversity measures) per generation, one line
+per group, behind them a grey band: the range of the reference samples' values over the runs. Runs
+whose configs differ only in seeds, names, output folder, tracker or Hub settings
+(``scl_hf.config.REPLICATE_KEYS``) form one group, drawn as the mean over its runs with a 95% bootstrap
+interval band (deterministic: a fixed numpy seed), over the generations all of them completed.
 
 Every markdown table is one list of ``(header, getter)`` columns (``markdown_table``): the header row
 and every data row come from the same list, so adding a metric or a curation reason (``REJECT_REASONS``
@@ -256,6 +264,80 @@ GENERATION_COLUMNS: list[Column] = [
     ("samples_nll", _value("eval", "samples_nll")),
 ]
 
+def _with_reference(key: str, digits: int = 4) -> Callable[[dict], str]:
+    """The getter of ``metrics[key]`` followed by the reference sample's value in parentheses, where there is one."""
+    def get(g: dict) -> str:
+        ref = (g.get("reference") or {}).get(key)
+        value = _fmt((g.get("metrics") or {}).get(key), digits)
+        return value if ref is None else f"{value} ({_fmt(ref, digits)})"
+    return get
+
+
+# Measures with a reference value (the metric on R_t, a real sample of S_t's size): (key, what it is).
+DISTRIBUTION_MEASURES = [
+    ("jsd_depth", "JSD of depth vs D0"),
+    ("jsd_length", "JSD of length vs D0"),
+    ("jsd_not", "JSD of the count of not vs D0"),
+    ("jsd_and", "JSD of the count of and vs D0"),
+    ("jsd_or", "JSD of the count of or vs D0"),
+    ("tail_coverage_depth", "tail coverage: deepest depth of D0"),
+    ("tail_coverage_length", "tail coverage: longest length decile of D0"),
+]
+DIVERSITY_MEASURES = [
+    ("diversity", "diversity (normalized edit distance)"),
+    ("unique_rate", "unique samples (share)"),
+    ("distinct_1", "distinct-1 (word tokens)"),
+    ("distinct_2", "distinct-2"),
+    ("distinct_3", "distinct-3"),
+    ("distinct_4", "distinct-4"),
+    ("compression_ratio", "compression ratio (gzip; higher: more repetitive)"),
+    ("canonical_unique_rate", "distinct canonical expressions (share of parsable)"),
+    ("shape_unique_rate", "distinct tree shapes (share of parsable)"),
+]
+OWN_FIGURE = ("diversity", "unique_rate")  # measures drawn in figures of their own, not among the panels
+DISTRIBUTION_FIGURE = "distribution.png"
+DIVERSITY_MEASURES_FIGURE = "diversity_measures.png"
+REFERENCE_COLOR = "#7f7f7f"
+REFERENCE_LABEL = "real sample of the same size (reference)"
+TOP_SAMPLES_SHOWN = 10  # rows of the top-samples table (the metric keeps 10)
+SAMPLE_CELL_CHARS = 60  # a longer sample is cut (with "…") in the top-samples table
+
+
+def measure_columns(measures: list[tuple[str, str]]) -> list[Column]:
+    """Per generation: each measure as ``value (reference value)``, on a metrics.json record."""
+    return [("generation", _generation), *[(key, _with_reference(key)) for key, _ in measures]]
+
+
+def _sample_cell(text: str) -> str:
+    """A sample as a markdown code span: cut to ``SAMPLE_CELL_CHARS``, backticks and newlines made harmless."""
+    if not text:
+        return "(empty)"
+    shown = text if len(text) <= SAMPLE_CELL_CHARS else text[:SAMPLE_CELL_CHARS] + "…"
+    return "`" + shown.replace("`", "'").replace("\n", " ").replace("\r", " ") + "`"
+
+
+def top_samples_table(generations: list[dict]) -> str | None:
+    """The most frequent samples of the first, middle and last generation side by side (count in each cell);
+    None when none of them records ``top_samples`` (older runs)."""
+    picks = sorted({0, len(generations) // 2, len(generations) - 1})
+    chosen = [generations[i] for i in picks]
+    tops = [(g.get("metrics") or {}).get("top_samples") for g in chosen]
+    if not any(isinstance(top, list) and top for top in tops):
+        return None
+
+    def cell(top, rank: int) -> str:
+        if not isinstance(top, list) or rank >= len(top):
+            return "" if isinstance(top, list) else "n/a"
+        text, count = top[rank]
+        return f"{_sample_cell(str(text))} × {count}"
+
+    columns = [("rank", lambda r: str(r + 1)),
+               *[(f"gen {g['generation']} (of {_fmt((g.get('metrics') or {}).get('num_samples'))})",
+                  lambda r, top=top: cell(top, r)) for g, top in zip(chosen, tops, strict=True)]]
+    rows = max(len(top) for top in tops if isinstance(top, list))
+    return markdown_table(columns, range(min(rows, TOP_SAMPLES_SHOWN)))
+
+
 # The likelihood curves of a run: (key of metrics.json["eval"], legend label, colour).
 LIKELIHOODS = [
     ("heldout_nll", "held-out real data under M_t", "#1f77b4"),
@@ -363,13 +445,17 @@ def _plot_diversity(run: Run, path: Path, title: str, threshold: float) -> None:
     gens = np.array(run.generation_numbers, dtype=float)
     div = np.array([np.nan if v is None else v for v in run.values("metrics", "diversity")], dtype=float)
     ax.plot(gens, div, marker="o", color="#1f77b4", label="diversity")
+    ref = _curve(run, "reference", "diversity")
+    if np.isfinite(ref).any():
+        ax.plot(gens, ref, color=REFERENCE_COLOR, linestyle="--", marker=".", label=REFERENCE_LABEL, zorder=1)
     stderr = run.values("metrics", "diversity_stderr")
     if any(s is not None for s in stderr):  # estimated from sampled pairs: show its 95% interval
         se = np.array([np.nan if s is None else s for s in stderr], dtype=float)
         ax.fill_between(gens, div - 1.96 * se, div + 1.96 * se, color="#1f77b4", alpha=0.2,
                         label="95% interval (sampled pairs)")
     ax.axhline(threshold, color="grey", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
-    ax.set_ylim(0.0, max(1.05 * np.nanmax(div), 1.2 * threshold) if np.isfinite(div).any() else 1.0)
+    top = np.nanmax(np.concatenate([div, ref])) if np.isfinite(np.concatenate([div, ref])).any() else np.nan
+    ax.set_ylim(0.0, max(1.05 * top, 1.2 * threshold) if np.isfinite(top) else 1.0)
     ax.legend(loc="best")
     _save(fig, path)
 
@@ -385,6 +471,44 @@ def _plot_likelihood(run: Run, path: Path, title: str) -> bool:
     for values, label, color in curves:
         ax.plot(gens, values, marker="o", color=color, label=label)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    _save(fig, path)
+    return True
+
+
+def _curve(run: Run, block: str, key: str) -> np.ndarray:
+    """``metrics.json[block][key]`` per generation as floats, NaN where absent (drawn as a gap)."""
+    return np.array([np.nan if not _is_number(v) else float(v) for v in run.values(block, key)], dtype=float)
+
+
+def _plot_panels(run: Run, measures: list[tuple[str, str]], path: Path, title: str) -> bool:
+    """One small panel per measure: the samples' curve and, behind it, the reference sample's; False (nothing
+    drawn) when no generation has any of the measures (older runs)."""
+    drawn = [(key, what, _curve(run, "metrics", key), _curve(run, "reference", key)) for key, what in measures]
+    drawn = [d for d in drawn if np.isfinite(d[2]).any()]
+    if not drawn:
+        return False
+    cols = 3 if len(drawn) > 4 else 2
+    rows = -(-len(drawn) // cols)
+    fig = Figure(figsize=(4.0 * cols, 2.8 * rows + 0.8), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    fig.suptitle(title, fontsize=10)
+    gens = np.array(run.generation_numbers, dtype=float)
+    for i, (key, what, values, ref) in enumerate(drawn):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        ax.set_title(f"{key}\n{what}", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("generation", fontsize=7)
+        ax.grid(axis="y", alpha=0.3)
+        if key.startswith("tail_coverage"):
+            ax.axhline(1.0, color="black", linewidth=0.6, alpha=0.5)  # tails kept as often as in D0
+        if np.isfinite(ref).any():
+            ax.plot(gens, ref, color=REFERENCE_COLOR, linestyle="--", marker=".", linewidth=1, zorder=1)
+        ax.plot(gens, values, color="#1f77b4", marker="o", markersize=3)
+        ax.set_ylim(bottom=0.0)
+    fig.legend(handles=[Line2D([], [], color="#1f77b4", marker="o", markersize=3, label="samples S_t"),
+                        Line2D([], [], color=REFERENCE_COLOR, linestyle="--", marker=".", label=REFERENCE_LABEL)],
+               loc="outside lower center", ncols=2, fontsize=8)
     _save(fig, path)
     return True
 
@@ -495,6 +619,13 @@ def write_run_report(run_dir: str | Path, *, threshold: float = COLLAPSE_THRESHO
                   "![diversity per generation](diversity.png)", "", "![unique samples per generation](unique.png)", ""]
         if _plot_likelihood(run, run.path / LIKELIHOOD_FIGURE, title):
             lines += [f"![likelihoods per generation]({LIKELIHOOD_FIGURE})", ""]
+        if _plot_panels(run, DISTRIBUTION_MEASURES, run.path / DISTRIBUTION_FIGURE,
+                        f"Distance from the real distribution (D0) per generation\n{title}"):
+            lines += [f"![distance from the real distribution per generation]({DISTRIBUTION_FIGURE})", ""]
+        panels = [m for m in DIVERSITY_MEASURES if m[0] not in OWN_FIGURE]
+        if _plot_panels(run, panels, run.path / DIVERSITY_MEASURES_FIGURE,
+                        f"Diversity measures per generation\n{title}"):
+            lines += [f"![diversity measures per generation]({DIVERSITY_MEASURES_FIGURE})", ""]
         if run.histories:
             _plot_loss(run, run.path / LOSS_FIGURE, title)
             lines += [f"![training and validation loss per generation]({LOSS_FIGURE})", ""]
@@ -505,6 +636,22 @@ def write_run_report(run_dir: str | Path, *, threshold: float = COLLAPSE_THRESHO
         lines += ["## Per generation", "", "Rates are shares of the generation's samples; lengths are in word tokens.",
                   "", markdown_table(GENERATION_COLUMNS, run.generations), "", "## Training data and cost", "",
                   markdown_table(TRAINING_COLUMNS, run.generations), ""]
+        reference_note = ("In parentheses: the same measure on a real sample of the same size, drawn like D0 from "
+                          "its own seed (what samples that follow the real distribution score).")
+        lines += ["## Distance from the real distribution", "",
+                  "Jensen-Shannon divergences (base 2, 0 = same distribution) from D0, and tail coverage (share "
+                  "of samples in D0's rarest stratum over D0's share: 1 = tails kept, 0 = lost). " + reference_note,
+                  "", markdown_table(measure_columns(DISTRIBUTION_MEASURES), run.generations), "",
+                  "## Diversity measures", "",
+                  "Distinct-n: distinct word n-grams over all n-grams; compression ratio: bytes of the joined "
+                  "samples over their gzip size; canonical and shape rates: distinct expressions after printing "
+                  "each parsed tree without redundant parentheses, and with its literals abstracted, as a share of "
+                  "the parsable samples. " + reference_note,
+                  "", markdown_table(measure_columns(DIVERSITY_MEASURES), run.generations), ""]
+        top = top_samples_table(run.generations)
+        if top is not None:
+            lines += ["## Most frequent samples", "", "What the loop converges to: the most frequent samples of the "
+                      "first, middle and last complete generation, with their counts.", "", top, ""]
         if curation:
             lines += ["## Curation", "", "How each generation's training set was built from the previous "
                       "generation's samples.", "", markdown_table(curation_columns(), curation), ""]
@@ -530,6 +677,8 @@ class Group:
     generations: list[int]  # generations every run of the group completed
     curves: dict[str, dict[str, list[float]]]  # a key of OVERLAYS -> {"mean", "low", "high"}
     per_run: dict[str, list[list[float]]]  # a key of OVERLAYS -> one curve per run (on ``generations``)
+    # a key of OVERLAYS -> one curve per run of its reference sample's value (NaN: none, e.g. likelihoods)
+    reference: dict[str, list[list[float]]] = field(default_factory=dict)
 
 
 # The curves a comparison overlays: (metrics.json block, key, y-axis label); a curve no run has is not drawn.
@@ -537,6 +686,11 @@ OVERLAYS = [
     ("metrics", "diversity", "diversity (mean normalized edit distance)"),
     ("metrics", "true_rate", "true_rate (share of samples)"),
     ("eval", "heldout_nll", "held-out real data: NLL per token under M_t (nats)"),
+    ("eval", "samples_nll_m0", "samples S_t: NLL per token under M_0 (nats)"),
+    ("eval", "samples_nll", "samples S_t: NLL per token under M_t (nats)"),
+    *[("metrics", key, what) for key, what in DISTRIBUTION_MEASURES],
+    *[("metrics", key, what) for key, what in DIVERSITY_MEASURES if key not in ("diversity", "distinct_1",
+                                                                             "distinct_3")],
 ]
 
 
@@ -556,20 +710,41 @@ def group_runs(runs: list[Run]) -> list[Group]:
     groups = []
     for label, members in zip(labels, buckets.values(), strict=True):
         common = sorted(set.intersection(*(set(r.generation_numbers) for r in members)))
-        curves, per_run = {}, {}
+        curves, per_run, reference = {}, {}, {}
         for block, key, _ in OVERLAYS:
-            table = []
-            for r in members:
-                by_gen = dict(zip(r.generation_numbers, r.values(block, key), strict=True))
-                table.append([np.nan if by_gen[g] is None else float(by_gen[g]) for g in common])
+            table = [_on_generations(r, block, key, common) for r in members]
             per_run[key] = table
+            reference[key] = [_on_generations(r, "reference", key, common) for r in members]
             matrix = np.array(table, dtype=float).reshape(len(members), len(common))  # runs x generations
             columns = [col[~np.isnan(col)] for col in matrix.T]
             bands = [bootstrap_interval(col) if col.size else (np.nan, np.nan) for col in columns]
             curves[key] = {"mean": [float(col.mean()) if col.size else np.nan for col in columns],
                            "low": [b[0] for b in bands], "high": [b[1] for b in bands]}
-        groups.append(Group(label=label, runs=members, generations=common, curves=curves, per_run=per_run))
+        groups.append(Group(label=label, runs=members, generations=common, curves=curves, per_run=per_run,
+                            reference=reference))
     return groups
+
+
+def _on_generations(run: Run, block: str, key: str, generations: list[int]) -> list[float]:
+    """``metrics.json[block][key]`` of ``run`` on ``generations`` (NaN where absent)."""
+    by_gen = dict(zip(run.generation_numbers, run.values(block, key), strict=True))
+    return [float(by_gen[g]) if _is_number(by_gen[g]) else np.nan for g in generations]
+
+
+def reference_band(groups: list[Group], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(generations, low, high)``: per generation, the range of the reference sample's ``key`` over every run
+    of ``groups`` that has one; None when none has (likelihoods, older runs)."""
+    by_gen: dict[int, list[float]] = {}
+    for group in groups:
+        for values in group.reference.get(key, []):
+            for g, v in zip(group.generations, values, strict=True):
+                if np.isfinite(v):
+                    by_gen.setdefault(g, []).append(v)
+    if not by_gen:
+        return None
+    gens = sorted(by_gen)
+    return (np.array(gens, dtype=float), np.array([min(by_gen[g]) for g in gens]),
+            np.array([max(by_gen[g]) for g in gens]))
 
 
 def _plot_overlay(groups: list[Group], key: str, path: Path, ylabel: str, threshold: float | None) -> None:
@@ -578,6 +753,13 @@ def _plot_overlay(groups: list[Group], key: str, path: Path, ylabel: str, thresh
     palette = matplotlib.colormaps["tab10" if len(groups) <= 10 else "tab20"]
     colors = [palette(i % palette.N) for i in range(len(groups))]
     top = 0.0
+    band = reference_band(groups, key)
+    if band is not None:  # behind every curve: where samples that follow the real distribution lie
+        gens, low, high = band
+        ax.fill_between(gens, low, high, color=REFERENCE_COLOR, alpha=0.25, linewidth=0, zorder=0,
+                        label="real samples of the same size (range over runs)")
+        ax.plot(gens, (low + high) / 2, color=REFERENCE_COLOR, linewidth=0.6, zorder=0)
+        top = float(high.max())
     for group, color in zip(groups, colors, strict=True):
         gens = np.array(group.generations, dtype=float)
         curve = group.curves[key]
@@ -640,7 +822,10 @@ def write_comparison_report(run_dirs: list[str | Path], output_dir: str | Path, 
     lines = ["# Comparison of runs", "",
              "Runs whose configs differ only in " + ", ".join(sorted(REPLICATE_KEYS)) + " are one group: its line is "
              f"the mean over its runs, the band a 95% bootstrap interval of that mean ({BOOTSTRAP_RESAMPLES} "
-             f"resamples, numpy seed {BOOTSTRAP_SEED}), over the generations every run of the group completed.", ""]
+             f"resamples, numpy seed {BOOTSTRAP_SEED}), over the generations every run of the group completed. "
+             "The grey band behind a curve, where there is one, is the range over the runs of the same measure on "
+             "a real sample of the same size (drawn like D0): where samples that follow the real distribution lie.",
+             ""]
     plotted = [g for g in groups if g.generations]
     for _, key, ylabel in OVERLAYS:
         if not any(np.isfinite(v) for g in plotted for values in g.per_run[key] for v in values):

@@ -13,6 +13,8 @@ from scl_hf import cycles, report
 from scl_hf.cli import main
 from scl_hf.config import REPLICATE_KEYS, build_config, save_config
 from scl_hf.report import (
+    DISTRIBUTION_FIGURE,
+    DIVERSITY_MEASURES_FIGURE,
     LIKELIHOOD_FIGURE,
     LOSS_FIGURE,
     REJECT_COLORS,
@@ -22,7 +24,9 @@ from scl_hf.report import (
     group_runs,
     load_run,
     loss_curves,
+    reference_band,
     summarize,
+    top_samples_table,
     write_comparison_report,
     write_run_report,
 )
@@ -113,6 +117,72 @@ def test_likelihood_columns_and_figure(tmp_path):
     assert_png(run_dir / LIKELIHOOD_FIGURE)
     assert "| 0.5000 | 0.4000 | 0.6500 | 0.2600 |" in text  # generation 2: held-out, under M_0, under M_2
     assert "| 0.5000 | n/a | n/a | n/a |" in text
+
+
+DISTRIBUTION_KEYS = ("jsd_depth", "jsd_length", "jsd_not", "jsd_and", "jsd_or", "tail_coverage_depth",
+                     "tail_coverage_length")
+DIVERSITY_KEYS = ("distinct_1", "distinct_2", "distinct_3", "distinct_4", "compression_ratio", "canonical_unique_rate",
+                  "shape_unique_rate")
+
+
+def measured(gen: int, top: list | None = None, reference: bool = True) -> dict:
+    """A record with the distribution and diversity measures (value = position / 100 + generation / 10) and,
+    when ``reference``, the reference block (value = position / 1000)."""
+    keys = DISTRIBUTION_KEYS + DIVERSITY_KEYS
+    rec = record(gen, 0.8, 0.1, 0.4, 90, **{k: (i + 1) / 100 + gen / 10 for i, k in enumerate(keys)})
+    if top is not None:
+        rec["metrics"]["top_samples"] = top
+    if reference:
+        rec["reference"] = {"diversity": 0.45, "unique_rate": 1.0,
+                            **{k: (i + 1) / 1000 for i, k in enumerate(keys)}}
+    return rec
+
+
+def test_distribution_and_diversity_measures_beside_their_reference(tmp_path):
+    tops = [[["True", 40], ["not False", 9]], [["True", 70]], [["True", 80]], [["True", 90], ["True or", 5]]]
+    records = [measured(g, tops[g]) for g in range(4)]
+    records[1]["reference"] = None  # a generation without reference values: the bare value, no parentheses
+    run_dir = make_run(tmp_path, "m", records, num_generations=4)
+    text = write_run_report(run_dir).read_text()
+    found = tables(text)
+    distance = found["Distance from the real distribution"]
+    assert distance[0] == ["generation", *DISTRIBUTION_KEYS]
+    assert distance[3] == ["2", "0.2100 (0.0010)", "0.2200 (0.0020)", "0.2300 (0.0030)", "0.2400 (0.0040)",
+                           "0.2500 (0.0050)", "0.2600 (0.0060)", "0.2700 (0.0070)"]
+    assert distance[2][:2] == ["1", "0.1100"]
+    diversity = found["Diversity measures"]
+    assert diversity[0] == ["generation", "diversity", "unique_rate", *DIVERSITY_KEYS]
+    assert diversity[1][:4] == ["0", "0.4000 (0.4500)", "0.9000 (1.0000)", "0.0800 (0.0080)"]
+    # the first, middle (4 // 2 = 2) and last generation, each sample with its count
+    assert found["Most frequent samples"] == [
+        ["rank", "gen 0 (of 100)", "gen 2 (of 100)", "gen 3 (of 100)"],
+        ["1", "`True` × 40", "`True` × 80", "`True` × 90"],
+        ["2", "`not False` × 9", "", "`True or` × 5"]]
+    for name in (DISTRIBUTION_FIGURE, DIVERSITY_MEASURES_FIGURE, "diversity.png"):
+        assert f"]({name})" in text
+        assert_png(run_dir / name)
+
+
+def test_runs_without_the_measures_still_report(tmp_path):
+    run_dir = make_run(tmp_path, "old", THREE_GENS, num_generations=3)
+    text = write_run_report(run_dir).read_text()
+    found = tables(text)
+    assert found["Distance from the real distribution"][1] == ["0"] + ["n/a"] * len(DISTRIBUTION_KEYS)
+    assert found["Diversity measures"][1] == ["0", "0.4200", "0.9500"] + ["n/a"] * len(DIVERSITY_KEYS)
+    assert "Most frequent samples" not in found
+    assert not (run_dir / DISTRIBUTION_FIGURE).exists() and DISTRIBUTION_FIGURE not in text
+    assert not (run_dir / DIVERSITY_MEASURES_FIGURE).exists()
+    assert top_samples_table(THREE_GENS) is None
+
+
+def test_top_samples_cells_are_safe_markdown():
+    long = "not " * 30 + "True"
+    gens = [{"generation": 0, "metrics": {"num_samples": 5, "top_samples": [
+        ["a|b", 2], ["x`y", 1], ["", 1], [long, 1], ["two\nlines", 1]]}}]
+    table = top_samples_table(gens)
+    assert table.splitlines()[0] == "| rank | gen 0 (of 5) |"  # one generation: first = middle = last
+    cells = [line.split(" | ", 1)[1] for line in table.splitlines()[2:]]
+    assert cells == ["`a\\|b` × 2 |", "`x'y` × 1 |", "(empty) × 1 |", f"`{long[:60]}…` × 1 |", "`two lines` × 1 |"]
 
 
 def test_threshold_and_missing_novelty(tmp_path):
@@ -273,6 +343,26 @@ def test_comparison_overlays_the_heldout_likelihood(tmp_path):
     assert_png(tmp_path / "cmp" / "comparison_heldout_nll.png")
 
 
+def test_comparison_draws_the_reference_band_behind_the_new_curves(tmp_path):
+    dirs = []
+    for seed in range(2):
+        recs = [measured(g) for g in range(3)]
+        for g, rec in enumerate(recs):
+            rec["reference"]["jsd_depth"] = 0.01 * (seed + 1) + 0.001 * g  # runs differ only in their reference
+        dirs.append(make_run(tmp_path / "runs", f"s{seed}", recs, seed=seed))
+    dirs.append(make_run(tmp_path / "runs", "old", THREE_GENS, cycle="balanced"))  # no measures, no reference
+    groups = group_runs([load_run(d) for d in dirs])
+    gens, low, high = reference_band(groups, "jsd_depth")
+    assert gens.tolist() == [0, 1, 2]
+    assert low == pytest.approx([0.01, 0.011, 0.012]) and high == pytest.approx([0.02, 0.021, 0.022])
+    assert reference_band(groups, "heldout_nll") is None  # likelihoods have no reference sample
+    assert groups[0].curves["jsd_depth"]["mean"] == pytest.approx([0.01, 0.11, 0.21])
+    text = write_comparison_report(dirs, tmp_path / "cmp").read_text()
+    for key in DISTRIBUTION_KEYS + ("compression_ratio", "canonical_unique_rate", "shape_unique_rate"):
+        assert f"](comparison_{key}.png)" in text
+        assert_png(tmp_path / "cmp" / f"comparison_{key}.png")
+
+
 def test_twin_labels_name_the_difference(tmp_path):
     a = make_run(tmp_path, "a", [record(0, 0.5, 0.5, 0.4, 50)], learning_rate=1.0e-3)
     b = make_run(tmp_path, "b", [record(0, 0.5, 0.5, 0.3, 50)], learning_rate=2.0e-3)
@@ -326,8 +416,10 @@ def test_report_of_a_real_smoke_run(tmp_path):
         assert row in text
     c = json.loads((run_dir / "gen_01" / "metrics.json").read_text())["data"]["curation"]
     assert f"| 1 | syntactic | {c['input']} | {c['kept']} | {c['rejected']['syntax_error']} | 0 | 0 | 0 |" in text
-    for name in ("correctness", "diversity", "unique", "curation"):
+    for name in ("correctness", "diversity", "unique", "curation", "likelihood", "distribution",
+                 "diversity_measures"):
         assert_png(run_dir / f"{name}.png")
+    assert "## Most frequent samples" in text and "(0.0" in text  # the mode, and reference values in the tables
     assert f"]({LOSS_FIGURE})" in text  # the loop saved each generation's train_history.json
     assert f"]({LIKELIHOOD_FIGURE})" in text  # and its likelihoods
     assert_png(run_dir / LIKELIHOOD_FIGURE)
@@ -438,7 +530,8 @@ def curated_run(root: Path, rejected: dict) -> Path:
 def test_every_table_row_has_the_header_length(tmp_path):
     run_dir = curated_run(tmp_path, {"syntax_error": 5, "false": 25, "duplicate": 20, "quota": 0})
     found = tables(write_run_report(run_dir).read_text())
-    assert set(found) == {"Summary", "Per generation", "Training data and cost", "Curation"}
+    assert set(found) == {"Summary", "Per generation", "Training data and cost", "Curation",
+                          "Distance from the real distribution", "Diversity measures"}
     for section, rows in found.items():
         assert len(rows) >= 2, section
         assert {len(row) for row in rows} == {len(rows[0])}, section
