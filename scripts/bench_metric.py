@@ -187,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         _table(rows),
         "",
+        "Goals on 2 cores: the real set at the token level in under 1.5 s and 200 MB peak (with `real_texts` "
+        "too); the collapsed set in under 0.1 s. "
         "Wall and CPU seconds: best of the timed calls of `compute_metrics` (parsing, lengths, "
         "diversity, and the estimate where max_pairs is set) or of the evaluate module's `compute` (which also "
         "writes the predictions to an Arrow cache and reads them back; run in a process where torch and "
@@ -197,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         f"the first {args.subset:,} samples, scaled by the number of pairs; speed-up = scaled double loop / best "
         "wall time of the whole call. The fast and the plain diversity of that subset differ by at most "
         f"{max(r['subset_abs_diff'] for *_, r in rows):.1e}.",
+        "",
     ])
     report(text, args, SECTION, append=False)
     return 0
