@@ -91,6 +91,7 @@ def test_each_generation_is_one_tagged_commit(published):
                                                 token=False)).read_text())
     assert record["generation"] == 1 and record["config_hash"] == cfg.hash()
     assert record["metrics"] == metrics["metrics"] and record["data"] == metrics["data"]
+    assert record["reference"] == metrics["reference"] and record["reference"]["num_samples"] > 0
     assert record["parent"]["samples_from"] == {"repo": model, "revision": "gen-00"}
     assert record["parent"]["weights_from"] is None  # init_from: scratch
     card = api.model_info(model, revision="gen-01").card_data

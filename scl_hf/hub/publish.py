@@ -95,6 +95,7 @@ def generation_record(generation: int, cfg: Config, target: HubTarget, metrics: 
         "train": metrics.get("train", {}),
         "sampling": metrics.get("sampling", {}),
         "eval": metrics.get("eval", {}),  # likelihoods: held-out real data under M_t, S_t under M_0 and M_t
+        "reference": metrics.get("reference", {}),  # the metric on a real sample of S_t's size
         "data": metrics.get("data", {}),
         "config": cfg.to_flat(),
     }
