@@ -198,6 +198,7 @@ class CycleConfig:
     fresh_fraction: float = 0.0  # share of each generation's new rows that are fresh real expressions
     curation: str = "none"  # filters on samples, joined with '+', e.g. "verified+dedup"; "none" is the paper
     resample_budget: float = 4.0  # extra samples allowed per generation when curation leaves too few, x num_samples
+    verifier_error: float = 0.0  # ε: chance that `verified` gives the wrong verdict on a sample (0.5: blind)
 
     def __post_init__(self) -> None:
         _require_finite(self)
@@ -210,6 +211,11 @@ class CycleConfig:
         _require(all(p in CURATIONS for p in parts) and ("none" not in parts or parts == ["none"]), "curation",
                  f"'none' or names from {CURATIONS[1:]} joined with '+'", self.curation)
         _require(self.resample_budget >= 0.0, "resample_budget", "a number >= 0", self.resample_budget)
+        _require(0.0 <= self.verifier_error < 1.0, "verifier_error", "in [0, 1) (0: an exact verifier)",
+                 self.verifier_error)
+        _require(self.verifier_error == 0.0 or "verified" in parts, "verifier_error",
+                 f"0 unless curation has a verifier step ('verified'; curation is {self.curation!r})",
+                 self.verifier_error)
 
     @property
     def curation_steps(self) -> list[str]:

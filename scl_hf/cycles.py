@@ -23,13 +23,15 @@ random subset without replacement, from the stream ``seed_for(seed, "draw", t + 
 [rows drawn or kept, fresh rows, samples] — training shuffles anyway.
 
 Curation runs on samples before they are used, with the steps of ``curation`` in the given order:
-``syntactic`` keeps parsable expressions, ``verified`` keeps those that evaluate to True (selection
-by a verifier adds information — the counter-thesis), ``dedup`` drops a sample already present in
-the samples kept so far or in the rows it joins, ``quota`` keeps the depth distribution of D0: with
-m rows needed, depth d gets round(m·p_d) slots (p_d = share of depth d in D0) and a sample whose
-depth is full (or that does not parse) is set aside; when the samples run out before every slot is
-filled, the set-aside samples fill the rest in order ("as far as the samples allow"). When curation
-keeps fewer samples than a cycle needs, the loop draws more from the same model (up to
+``syntactic`` keeps parsable expressions, ``verified`` keeps those that evaluate to True (selection by a
+verifier adds information — the counter-thesis; with ``verifier_error`` = ε each verdict is wrong with
+probability ε, independently, from the stream ``seed_for(seed, "verify", t + 1)``: a False or unparsable
+sample is then kept and a True one rejected, and ``wrong_verdicts`` counts both; ε = 0.5 knows nothing),
+``dedup`` drops a sample already present in the samples kept so far or in the rows it joins, ``quota`` keeps
+the depth distribution of D0: with m rows needed, depth d gets round(m·p_d) slots (p_d = share of depth d in
+D0) and a sample whose depth is full (or that does not parse) is set aside; when the samples run out before
+every slot is filled, the set-aside samples fill the rest in order ("as far as the samples allow"). When
+curation keeps fewer samples than a cycle needs, the loop draws more from the same model (up to
 ``resample_budget`` × ``num_samples`` extra) and records ``extra_samples`` and any ``shortfall``.
 
 Provenance columns on every row: ``text``, ``origin`` ("real" for D0, "fresh" for fresh real data,
@@ -107,18 +109,37 @@ class Curator:
         needed: samples wanted; None keeps every sample that passes (accumulate).
         existing: strings already in the dataset the samples will join (for ``dedup``).
         depth_shares: share of each depth in D0 (for ``quota``).
+        verifier_error: ε, the chance that ``verified`` gives the wrong verdict on a sample.
+        verifier_seed: seed of the wrong verdicts (one draw per verifier call, in offering order).
     """
 
     steps: list[str]
     needed: int | None
     existing: set[str] = field(default_factory=set)
     depth_shares: dict[int, float] = field(default_factory=dict)
+    verifier_error: float = 0.0
+    verifier_seed: int = 0
     kept: list[str] = field(default_factory=list)
     offered: int = 0
     rejected: Counter = field(default_factory=Counter)
+    verifier_calls: int = 0
+    wrong_verdicts: Counter = field(default_factory=Counter)  # "accepted" (not True, kept), "rejected" (True)
     _seen: set[str] = field(default_factory=set)
     _set_aside: list[str] = field(default_factory=list)
     _depth_count: Counter = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self._verifier_rng = random.Random(self.verifier_seed)
+
+    def _verdict(self, tree) -> bool:
+        """The verifier's verdict "evaluates to True" on a parsed sample (None: a syntax error); wrong with
+        probability ``verifier_error``, drawn only when it is above 0 (so an exact verifier draws nothing)."""
+        truth = tree is not None and tree.value
+        self.verifier_calls += 1
+        if self.verifier_error > 0.0 and self._verifier_rng.random() < self.verifier_error:
+            self.wrong_verdicts["rejected" if truth else "accepted"] += 1
+            return not truth
+        return truth
 
     def _slots(self, depth: int) -> int:
         m = self.needed if self.needed is not None else self.offered
@@ -128,10 +149,10 @@ class Curator:
         """Why ``text`` is rejected, or None to keep it."""
         tree = parse(text) if {"syntactic", "verified", "quota"} & set(self.steps) else None
         for step in self.steps:
-            if step in ("syntactic", "verified") and tree is None:
+            if step == "syntactic" and tree is None:
                 return "syntax_error"
-            if step == "verified" and not tree.value:
-                return "false"
+            if step == "verified" and not self._verdict(tree):  # a rejection says what the verifier was shown
+                return "syntax_error" if tree is None else "false"
             if step == "dedup" and (text in self._seen or text in self.existing):
                 return "duplicate"
             if step == "quota" and (tree is None or self._depth_count[tree.depth] >= self._slots(tree.depth)):
@@ -177,7 +198,9 @@ class Curator:
         shortfall = max(0, self.needed - len(self.kept)) if self.needed is not None else 0
         return {"steps": list(self.steps), "input": self.offered, "kept": len(self.kept),
                 "rejected": {r: self.rejected.get(r, 0) for r in REJECT_REASONS},
-                "extra_samples": extra_samples, "shortfall": shortfall}
+                "extra_samples": extra_samples, "shortfall": shortfall,
+                "verifier_calls": self.verifier_calls,
+                "wrong_verdicts": {k: self.wrong_verdicts.get(k, 0) for k in ("accepted", "rejected")}}
 
 
 def depth_shares(texts: list[str]) -> dict[int, float]:
@@ -241,7 +264,9 @@ def build_next_dataset(
         existing |= set(fresh)
 
     num_samples = None if num_new is None else num_new - num_fresh
-    curator = Curator(cyc.curation_steps, num_samples, existing, depth_shares(d0["text"]))
+    curator = Curator(cyc.curation_steps, num_samples, existing, depth_shares(d0["text"]),
+                      verifier_error=cyc.verifier_error,
+                      verifier_seed=seed_for(cfg.training.seed, "verify", generation))
     curator.offer(samples)
     budget, extra, rounds = int(cyc.resample_budget * cfg.sampling.num_samples), 0, 0
     while num_samples is not None and not curator.satisfied and extra < budget:

@@ -328,6 +328,8 @@ def top_samples_table(generations: list[dict]) -> str | None:
     def cell(top, rank: int) -> str:
         if not isinstance(top, list) or rank >= len(top):
             return "" if isinstance(top, list) else "n/a"
+        if not (isinstance(top[rank], list) and len(top[rank]) == 2):  # a hand-edited file: say so, do not stop
+            return "n/a"
         text, count = top[rank]
         return f"{_sample_cell(str(text))} × {count}"
 
@@ -370,6 +372,10 @@ def _rejected(reason: str) -> Callable[[tuple[int, dict]], str]:
     return lambda gc: _fmt((gc[1].get("rejected") or {}).get(reason))
 
 
+def _wrong(verdict: str) -> Callable[[tuple[int, dict]], str]:
+    return lambda gc: _fmt((gc[1].get("wrong_verdicts") or {}).get(verdict))
+
+
 def curation_columns() -> list[Column]:
     """Curation per generation, on ``(generation, data.curation)``: one ``rejected:`` column per reason of
     ``scl_hf.cycles.REJECT_REASONS``, in its order (read when called, so a new reason is a new column)."""
@@ -379,7 +385,10 @@ def curation_columns() -> list[Column]:
             ("kept", _curation_value("kept")),
             *[(f"rejected: {reason}", _rejected(reason)) for reason in cycles.REJECT_REASONS],
             ("extra_samples", _curation_value("extra_samples")),
-            ("shortfall", _curation_value("shortfall"))]
+            ("shortfall", _curation_value("shortfall")),
+            ("verifier calls", _curation_value("verifier_calls")),
+            ("wrong verdicts: accepted", _wrong("accepted")),
+            ("wrong verdicts: rejected", _wrong("rejected"))]
 
 
 def _decline(s: dict) -> str:

@@ -215,6 +215,7 @@ SEED_STAGES = {
     "draw": 4,  # seed: rows drawn from D0, D_{t-1} or the pool when D_t is built (generation t)
     "heldout": 5,  # data_seed: the held-out real set H (generation 0; drawn once, disjoint from D0)
     "reference": 6,  # data_seed: R_t, a real sample the size of S_t measured beside it (generation t)
+    "verify": 7,  # seed: the imperfect verifier's wrong verdicts while D_t is built (generation t)
 }
 
 

@@ -99,6 +99,10 @@ def test_save_and_load_back_identically(tmp_path):
         ({"push_to_hub": "maybe"}, "push_to_hub must be true or false"),
         ({"learning_rate": "fast"}, "learning_rate must be a number, got 'fast'"),
         ({"resample_budget": -1.0}, "resample_budget must be a number >= 0"),
+        ({"verifier_error": 1.0, "curation": "verified"},
+         r"verifier_error must be in \[0, 1\) \(0: an exact verifier\)"),
+        ({"verifier_error": 0.1, "curation": "dedup"},
+         r"verifier_error must be 0 unless curation has a verifier step \('verified'; curation is 'dedup'\), got 0.1"),
         ({"and_weight": -1.0}, "and_weight must be a number >= 0"),
     ],
 )

@@ -1,5 +1,8 @@
 """Data cycles and curation: exact row counts, provenance and curation records."""
 
+import random
+from collections import Counter
+
 import pytest
 
 from scl_hf.config import build_config
@@ -175,7 +178,61 @@ def test_quota_keeps_the_depth_distribution_as_far_as_samples_allow():
     assert curator.finish() == ["True", "True or False", "False", "(True)"]
     assert curator.record(0) == {"steps": ["quota"], "input": 5, "kept": 4,
                                  "rejected": {"syntax_error": 0, "false": 0, "duplicate": 0, "quota": 1},
-                                 "extra_samples": 0, "shortfall": 0}
+                                 "extra_samples": 0, "shortfall": 0, "verifier_calls": 0,
+                                 "wrong_verdicts": {"accepted": 0, "rejected": 0}}
+
+
+def test_an_exact_verifier_is_called_once_per_sample_and_never_wrong():
+    curator = Curator(["syntactic", "verified"], needed=None)
+    curator.offer(MIXED)
+    record = curator.record(0)
+    assert record["verifier_calls"] == 10  # the two syntax errors stop at the parser, before the verifier
+    assert record["wrong_verdicts"] == {"accepted": 0, "rejected": 0}
+    assert curator.kept == [t for t in MIXED if classify(t) == "true"]
+
+
+def test_an_imperfect_verifier_flips_each_verdict_with_probability_epsilon():
+    truth = [classify(t) == "true" for t in MIXED]
+    rng = random.Random(11)
+    flips = [rng.random() < 0.4 for _ in MIXED]  # one draw per verifier call, in offering order
+    curator = Curator(["verified"], needed=None, verifier_error=0.4, verifier_seed=11)
+    curator.offer(MIXED)
+    assert curator.kept == [t for t, ok, flip in zip(MIXED, truth, flips, strict=True) if ok != flip]
+    record = curator.record(0)
+    assert record["verifier_calls"] == len(MIXED)
+    assert record["wrong_verdicts"] == {"accepted": sum(f and not ok for ok, f in zip(truth, flips, strict=True)),
+                                        "rejected": sum(f and ok for ok, f in zip(truth, flips, strict=True))}
+    assert sum(record["wrong_verdicts"].values()) == sum(flips) > 0
+    # what was wrongly rejected is counted by what the verifier said: True samples under "false"
+    wrongly_rejected_true = record["wrong_verdicts"]["rejected"]
+    right_false = sum(not f and classify(t) == "false" for t, f in zip(MIXED, flips, strict=True))
+    assert record["rejected"]["false"] == right_false + wrongly_rejected_true
+
+
+def test_a_blind_verifier_is_wrong_about_half_the_time():
+    samples = ["True", "False", "True and"] * 1000
+    curator = Curator(["verified"], needed=None, verifier_error=0.5, verifier_seed=3)
+    curator.offer(samples)
+    wrong = sum(curator.record(0)["wrong_verdicts"].values())
+    assert 1350 <= wrong <= 1650  # Binomial(3000, 0.5): mean 1500, sd 27; these bounds are 5.5 sd
+    kept = Counter(curator.kept)
+    assert set(kept) == set(samples[:3]) and all(420 <= count <= 580 for count in kept.values())  # each ~500
+
+
+def test_the_verifier_noise_of_a_generation_is_reproducible_and_recorded():
+    cfg = config(cycle="full_synthetic", curation="verified", num_samples=12, dataset_size=10, verifier_error=0.3)
+    d0 = real_dataset(cfg)
+
+    def more(k, round_):
+        return make_real_dataset(k, seed=100 + round_, exclude=set(MIXED))
+
+    first, again = (build_next_dataset(cfg, 1, d0, d0, MIXED, more) for _ in range(2))
+    assert first.dataset["text"] == again.dataset["text"] and first.curation == again.curation
+    other = build_next_dataset(cfg, 2, d0, d0, MIXED, more)  # another generation: another stream
+    assert other.curation["wrong_verdicts"] != first.curation["wrong_verdicts"] or \
+        other.dataset["text"] != first.dataset["text"]
+    assert first.curation["verifier_calls"] == first.curation["input"]
+    assert len(first.dataset) == 10
 
 
 def test_dedup_also_drops_samples_already_in_the_joined_rows():

@@ -18,11 +18,11 @@ from datasets import load_from_disk
 from huggingface_hub import HfApi, hf_hub_download
 
 from scl_hf.cli import main
-from scl_hf.config import parse_config
+from scl_hf.config import build_config, parse_config
 from scl_hf.errors import RunDirError
 from scl_hf.expressions import classify
 from scl_hf.hub.load import point_libraries_at
-from scl_hf.hub.publish import publish_generation
+from scl_hf.hub.publish import dataset_card, generation_record, model_card, publish_generation
 from scl_hf.hub.server import HubServer
 from scl_hf.hub.sync import sync_run
 from scl_hf.hub.target import REAL_ENDPOINT, HubTarget, embedded_repo_ids
@@ -371,3 +371,20 @@ def test_importing_the_write_path_changes_no_library_setting():
     before, after_import, inside, inside_real, after = json.loads(proc.stdout)
     assert before == after_import == [REAL_ENDPOINT, False, None, None]
     assert (inside, inside_real, after) == (True, False, False)  # git-LFS for an embedded Hub, restored after
+
+
+def test_cards_say_what_an_imperfect_verifier_got_wrong():
+    cfg = build_config({"curation": "verified", "verifier_error": 0.1, "run_name": "noisy"})
+    target = HubTarget("http://127.0.0.1:1", None, *embedded_repo_ids(cfg), embedded=True, server=None)
+    curation = {"steps": ["verified"], "input": 120, "kept": 100, "extra_samples": 20, "shortfall": 0,
+                "rejected": {"syntax_error": 5, "false": 15, "duplicate": 0, "quota": 0},
+                "verifier_calls": 120, "wrong_verdicts": {"accepted": 9, "rejected": 3}}
+    metrics = {"metrics": {"true_rate": 0.5, "diversity": 0.4},
+               "data": {"num_rows": 100, "curation": curation, "origin_counts": {}}}
+    record = generation_record(1, cfg, target, metrics)
+    line = "Imperfect verifier (verifier_error 0.1): 120 verdicts,\n  9 wrongly accepted, 3 wrongly rejected."
+    assert line in model_card(record, cfg, target)
+    assert line in dataset_card(record, cfg, target, ["gen-00", "gen-01"])
+    exact = build_config({"curation": "verified", "run_name": "exact"})
+    quiet = generation_record(1, exact, target, metrics)
+    assert "Imperfect verifier" not in dataset_card(quiet, exact, target, ["gen-00", "gen-01"])

@@ -92,6 +92,20 @@ def test_curation_record_is_written_as_it_is(tmp_path):
     assert json.loads((run / "gen_01" / "metrics.json").read_text())["data"]["curation"] == record
 
 
+def test_an_imperfect_verifier_is_reproducible_across_runs_and_after_a_lost_data_stage(tmp_path):
+    args = ["--curation", "verified", "--verifier_error", "0.3", "--resample_budget", "1.0"]
+    first = run_loop(parse_config(tiny(tmp_path, "--run_name", "a", *args)))
+    record = json.loads((first / "gen_01" / "curation.json").read_text())
+    assert record["verifier_calls"] == record["input"] > 0
+    assert sum(record["wrong_verdicts"].values()) > 0  # 0.3 of ~40 verdicts: none wrong has probability 1e-6
+    # the data stage redone from the saved S_0 and M_0 (as a resume after a kill there does) draws the same verdicts
+    shutil.rmtree(first / "gen_01")
+    run_loop(parse_config(tiny(tmp_path, "--run_name", "a", *args)))
+    assert json.loads((first / "gen_01" / "curation.json").read_text()) == record
+    second = run_loop(parse_config(tiny(tmp_path, "--run_name", "b", *args)))
+    assert snapshot(second) == snapshot(first)
+
+
 def test_progress_bars_are_restored(tmp_path):
     import datasets
     import huggingface_hub.utils

@@ -183,6 +183,8 @@ def test_top_samples_cells_are_safe_markdown():
     assert table.splitlines()[0] == "| rank | gen 0 (of 5) |"  # one generation: first = middle = last
     cells = [line.split(" | ", 1)[1] for line in table.splitlines()[2:]]
     assert cells == ["`a\\|b` × 2 |", "`x'y` × 1 |", "(empty) × 1 |", f"`{long[:60]}…` × 1 |", "`two lines` × 1 |"]
+    odd = top_samples_table([{"generation": 0, "metrics": {"top_samples": [["True", 3], "garbage", [1, 2, 3]]}}])
+    assert odd.splitlines()[2:] == ["| 1 | `True` × 3 |", "| 2 | n/a |", "| 3 | n/a |"]
 
 
 def test_threshold_and_missing_novelty(tmp_path):
@@ -206,7 +208,11 @@ def test_curation_figure_and_table(tmp_path):
                        curation="verified+dedup")
     text = write_run_report(run_dir).read_text()
     assert "**expanding, fresh=0.5, curation=verified+dedup**" in text
-    assert "| 1 | verified+dedup | 120 | 70 | 5 | 25 | 20 | 0 | 20 | 30 |" in text
+    assert "| 1 | verified+dedup | 120 | 70 | 5 | 25 | 20 | 0 | 20 | 30 | n/a | n/a | n/a |" in text  # older record
+    kept.update(verifier_calls=115, wrong_verdicts={"accepted": 4, "rejected": 7})
+    (run_dir / "gen_01" / "metrics.json").write_text(json.dumps(recs[1]))
+    text = write_run_report(run_dir).read_text()
+    assert "| 1 | verified+dedup | 120 | 70 | 5 | 25 | 20 | 0 | 20 | 30 | 115 | 4 | 7 |" in text
     assert "| 0 | verified" not in text  # generation 0 is built from D0 only
     assert "](curation.png)" in text
     assert_png(run_dir / "curation.png")
@@ -537,7 +543,8 @@ def test_every_table_row_has_the_header_length(tmp_path):
         assert {len(row) for row in rows} == {len(rows[0])}, section
     curation = found["Curation"]
     assert curation[0] == ["generation", "steps", "input", "kept", *(f"rejected: {r}" for r in cycles.REJECT_REASONS),
-                           "extra_samples", "shortfall"]
+                           "extra_samples", "shortfall", "verifier calls", "wrong verdicts: accepted",
+                           "wrong verdicts: rejected"]
     assert dict(zip(curation[0], curation[1], strict=True))["rejected: false"] == "25"
 
     dirs = seeds_and_variants(tmp_path / "runs")
@@ -556,9 +563,9 @@ def test_a_new_reject_reason_is_a_new_curation_column(tmp_path, monkeypatch):
     run_dir = curated_run(tmp_path, {"syntax_error": 5, "false": 25, "duplicate": 20, "quota": 0, "too_long": 7})
     text = write_run_report(run_dir).read_text()
     header, row = tables(text)["Curation"]
-    assert header[-5:] == ["rejected: duplicate", "rejected: quota", "rejected: too_long", "extra_samples",
-                           "shortfall"]
-    assert row == ["1", "verified+dedup", "120", "70", "5", "25", "20", "0", "7", "20", "30"]
+    assert header[-8:-3] == ["rejected: duplicate", "rejected: quota", "rejected: too_long", "extra_samples",
+                             "shortfall"]
+    assert row == ["1", "verified+dedup", "120", "70", "5", "25", "20", "0", "7", "20", "30", "n/a", "n/a", "n/a"]
     assert "| 1 | verified+dedup | 120 | 70 | 5 | 25 | 20 | 0 | 7 | 20 | 30 |" in text
     assert_png(run_dir / "curation.png")
 
