@@ -283,3 +283,8 @@ def test_every_shipped_recipe_is_valid_and_names_its_own_run():
         ("balanced", None, 0.0), ("expanding", None, 0.0), ("expanding", None, 0.25), ("full_synthetic", None, 0.0),
         ("incremental", 0.25, 0.0), ("incremental", 0.5, 0.0), ("incremental", 0.75, 0.0), ("incremental", 0.9, 0.0)]
     assert all(c.loop.num_generations == 50 and c.model.n_embd == 384 for c in grid.values())
+    beyond = {p.stem: load_config(p) for p in (CONFIGS / "beyond").glob("*.yaml")}
+    assert [(beyond[f"verifier_noise_{e}"].cycle.curation, beyond[f"verifier_noise_{e}"].cycle.verifier_error)
+            for e in ("010", "030")] == [("verified", 0.1), ("verified", 0.3)]
+    hot = beyond["temperature_100"]
+    assert (hot.sampling.temperature, hot.cycle.cycle, hot.cycle.curation) == (1.0, "full_synthetic", "none")
