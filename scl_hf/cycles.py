@@ -32,7 +32,9 @@ the depth distribution of D0: with m rows needed, depth d gets round(m·p_d) slo
 D0) and a sample whose depth is full (or that does not parse) is set aside; when the samples run out before
 every slot is filled, the set-aside samples fill the rest in order ("as far as the samples allow"). When
 curation keeps fewer samples than a cycle needs, the loop draws more from the same model (up to
-``resample_budget`` × ``num_samples`` extra) and records ``extra_samples`` and any ``shortfall``.
+``resample_budget`` × ``num_samples`` extra) and records ``extra_samples`` and any ``shortfall``, with the cost:
+``samples_drawn`` (S_t and the extra samples), ``samples_per_kept_row`` and the ``seconds`` spent resampling
+and curating.
 
 Provenance columns on every row: ``text``, ``origin`` ("real" for D0, "fresh" for fresh real data,
 "synthetic" for samples), ``generation`` (-1 for D0 rows; the producing generation t for samples of
@@ -43,6 +45,7 @@ for samples of M_07, "" otherwise).
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -267,6 +270,7 @@ def build_next_dataset(
     curator = Curator(cyc.curation_steps, num_samples, existing, depth_shares(d0["text"]),
                       verifier_error=cyc.verifier_error,
                       verifier_seed=seed_for(cfg.training.seed, "verify", generation))
+    start, resampling = time.perf_counter(), 0.0
     curator.offer(samples)
     budget, extra, rounds = int(cyc.resample_budget * cfg.sampling.num_samples), 0, 0
     while num_samples is not None and not curator.satisfied and extra < budget:
@@ -275,12 +279,19 @@ def build_next_dataset(
         keep_rate = max(len(curator.kept) / max(curator.offered, 1), 0.05)
         k = min(budget - extra, max(missing, int(missing / keep_rate * 1.1) + 1))
         rounds += 1
-        curator.offer(sample_more(k, rounds))
+        before = time.perf_counter()
+        more = sample_more(k, rounds)
+        resampling += time.perf_counter() - before
+        curator.offer(more)
         extra += k
     kept = curator.finish()
     parts.append(rows(kept, "synthetic", t, tag(t)))
     dataset = concatenate_datasets(parts)
     record = curator.record(extra) if (cyc.curation_steps or extra) else None
+    if record is not None:  # the cost of what was kept: the thesis is about spending compute on samples
+        drawn = len(samples) + extra
+        record.update(samples_drawn=drawn, samples_per_kept_row=drawn / len(kept) if kept else None,
+                      seconds={"resampling": resampling, "curating": time.perf_counter() - start - resampling})
     if cyc.cycle == "accumulate_subsample":
         return NextDataset(draw(dataset, n, seed), record, pool=dataset)
     return NextDataset(dataset, record)

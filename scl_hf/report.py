@@ -262,6 +262,9 @@ GENERATION_COLUMNS: list[Column] = [
     ("heldout_nll", _value("eval", "heldout_nll")),
     ("samples_nll_m0", _value("eval", "samples_nll_m0")),
     ("samples_nll", _value("eval", "samples_nll")),
+    # the compute behind the samples M_t trained on (curated runs; the thesis is about spending it)
+    ("drawn per kept row", lambda g: _fmt(((g.get("data") or {}).get("curation") or {}).get("samples_per_kept_row"),
+                                          2)),
 ]
 
 def _with_reference(key: str, digits: int = 4) -> Callable[[dict], str]:
@@ -386,6 +389,8 @@ def curation_columns() -> list[Column]:
             *[(f"rejected: {reason}", _rejected(reason)) for reason in cycles.REJECT_REASONS],
             ("extra_samples", _curation_value("extra_samples")),
             ("shortfall", _curation_value("shortfall")),
+            ("samples drawn", _curation_value("samples_drawn")),
+            ("drawn per kept row", lambda gc: _fmt(gc[1].get("samples_per_kept_row"), 2)),
             ("verifier calls", _curation_value("verifier_calls")),
             ("wrong verdicts: accepted", _wrong("accepted")),
             ("wrong verdicts: rejected", _wrong("rejected"))]

@@ -161,6 +161,8 @@ def test_resampling_is_bounded_by_the_budget_and_records_the_shortfall():
     out = build_next_dataset(cfg, 1, d0, d0, ["True"] * 3 + ["False"] * 7, only_false)
     assert len(out.dataset) == 3
     assert out.curation["extra_samples"] == 20 and out.curation["shortfall"] == 7
+    assert out.curation["samples_drawn"] == 30 and out.curation["samples_per_kept_row"] == 10.0
+    assert all(v >= 0.0 for v in out.curation["seconds"].values())
     assert out.curation["rejected"]["false"] == 27
     assert sum(k for k, _ in calls) == 20 and [r for _, r in calls] == list(range(1, len(calls) + 1))
 
@@ -227,6 +229,7 @@ def test_the_verifier_noise_of_a_generation_is_reproducible_and_recorded():
         return make_real_dataset(k, seed=100 + round_, exclude=set(MIXED))
 
     first, again = (build_next_dataset(cfg, 1, d0, d0, MIXED, more) for _ in range(2))
+    first.curation.pop("seconds"), again.curation.pop("seconds")
     assert first.dataset["text"] == again.dataset["text"] and first.curation == again.curation
     other = build_next_dataset(cfg, 2, d0, d0, MIXED, more)  # another generation: another stream
     assert other.curation["wrong_verdicts"] != first.curation["wrong_verdicts"] or \
