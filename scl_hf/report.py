@@ -195,13 +195,16 @@ def summarize(generations: list[int], diversity: list, true_rate: list, threshol
 
 
 def describe(cfg: Config) -> str:
-    """``cycle`` with λ (synthetic_fraction, used by incremental only), the fresh share when any, curation."""
+    """``cycle`` with λ (synthetic_fraction, used by incremental only), the fresh share when any, curation, and the
+    verifier's error rate when it has one."""
     parts = [cfg.cycle.cycle]
     if cfg.cycle.cycle == "incremental":
         parts.append(f"λ={cfg.cycle.synthetic_fraction:g}")
     if cfg.cycle.fresh_fraction > 0:  # every cycle but the accumulate ones draws fresh rows (scl_hf/cycles.py)
         parts.append(f"fresh={cfg.cycle.fresh_fraction:g}")
     parts.append(f"curation={cfg.cycle.curation}")
+    if cfg.cycle.verifier_error > 0:
+        parts.append(f"verifier_error={cfg.cycle.verifier_error:g}")
     return ", ".join(parts)
 
 

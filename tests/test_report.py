@@ -372,6 +372,11 @@ def test_comparison_draws_the_reference_band_behind_the_new_curves(tmp_path):
         assert_png(tmp_path / "cmp" / f"comparison_{key}.png")
 
 
+def test_an_imperfect_verifier_is_named_in_the_label(tmp_path):
+    run = make_run(tmp_path, "noisy", [record(0, 0.5, 0.5, 0.4, 50)], curation="verified", verifier_error=0.1)
+    assert "**full_synthetic, curation=verified, verifier_error=0.1**" in write_run_report(run).read_text()
+
+
 def test_twin_labels_name_the_difference(tmp_path):
     a = make_run(tmp_path, "a", [record(0, 0.5, 0.5, 0.4, 50)], learning_rate=1.0e-3)
     b = make_run(tmp_path, "b", [record(0, 0.5, 0.5, 0.3, 50)], learning_rate=2.0e-3)
