@@ -66,15 +66,15 @@ def test_every_bench_script_prints_only_unless_told_to_write(script):
 
 
 def test_the_bench_scripts_are_covered():
-    assert [p.name for p in SCRIPTS] == ["bench_eval.py", "bench_hub.py", "bench_metric.py", "bench_sample.py",
-                                         "bench_train.py"]
+    assert [p.name for p in SCRIPTS] == ["bench_correct.py", "bench_eval.py", "bench_hub.py", "bench_metric.py",
+                                         "bench_sample.py", "bench_train.py"]
 
 
 def test_bench_eval_prints_one_row_per_recipe(tmp_path, capsys):
     recipe = tmp_path / "small.yaml"
     smoke = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
     recipe.write_text(f"base: {smoke}\nheldout_size: 50\nnum_samples: 40\ndataset_size: 60\n")
-    spec = importlib.util.spec_from_file_location("bench_eval", SCRIPTS[0])
+    spec = importlib.util.spec_from_file_location("bench_eval", SCRIPTS[1])
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.main(["--configs", str(recipe), "--repeats", "1"])
@@ -83,3 +83,16 @@ def test_bench_eval_prints_one_row_per_recipe(tmp_path, capsys):
     assert cells[:5] == ["small.yaml", "3x96, 0.35M", "50", "40", "60"]
     eval_s, parts = float(cells[7]), (float(cells[5]), float(cells[6]))
     assert eval_s == pytest.approx(parts[0] + 2 * parts[1], abs=2e-3)  # H once, S_t twice
+
+
+def test_bench_correct_measures_realistic_samples(capsys):
+    spec = importlib.util.spec_from_file_location("bench_correct", SCRIPTS[0])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    samples = module.realistic_samples(400)
+    assert samples == module.realistic_samples(400)  # seeded
+    module.main(["--samples", "400", "--subset", "2"])
+    row = capsys.readouterr().out.strip().splitlines()[-1]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    kept, one, two, dropped = (int(c.replace(",", "")) for c in cells[3:7])
+    assert cells[0] == "400" and kept + one + two + dropped == 400 and one > two
