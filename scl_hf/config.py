@@ -27,7 +27,7 @@ from scl_hf.errors import SclHfError
 from scl_hf.expressions import GeneratorConfig, num_true_expressions
 
 CYCLES = ("full_synthetic", "balanced", "incremental", "expanding", "accumulate", "accumulate_subsample")
-CURATIONS = ("none", "syntactic", "verified", "dedup", "quota")
+CURATIONS = ("none", "syntactic", "verified", "correct", "dedup", "quota")
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 INIT_FROM = ("scratch", "previous")
 REPORT_TO = ("none", "tensorboard", "wandb")
@@ -198,7 +198,8 @@ class CycleConfig:
     fresh_fraction: float = 0.0  # share of each generation's new rows that are fresh real expressions
     curation: str = "none"  # filters on samples, joined with '+', e.g. "verified+dedup"; "none" is the paper
     resample_budget: float = 4.0  # extra samples allowed per generation when curation leaves too few, x num_samples
-    verifier_error: float = 0.0  # ε: chance that `verified` gives the wrong verdict on a sample (0.5: blind)
+    verifier_error: float = 0.0  # ε: chance the verifier of `verified`/`correct` is wrong on a sample (0.5: blind)
+    correction_max_edits: int = 2  # `correct`: a sample needing more token edits to become True is dropped
 
     def __post_init__(self) -> None:
         _require_finite(self)
@@ -213,9 +214,11 @@ class CycleConfig:
         _require(self.resample_budget >= 0.0, "resample_budget", "a number >= 0", self.resample_budget)
         _require(0.0 <= self.verifier_error < 1.0, "verifier_error", "in [0, 1) (0: an exact verifier)",
                  self.verifier_error)
-        _require(self.verifier_error == 0.0 or "verified" in parts, "verifier_error",
-                 f"0 unless curation has a verifier step ('verified'; curation is {self.curation!r})",
+        _require(self.verifier_error == 0.0 or {"verified", "correct"} & set(parts), "verifier_error",
+                 f"0 unless curation has a verifier step ('verified' or 'correct'; curation is {self.curation!r})",
                  self.verifier_error)
+        _require(self.correction_max_edits >= 1, "correction_max_edits", "an integer >= 1",
+                 self.correction_max_edits)
 
     @property
     def curation_steps(self) -> list[str]:

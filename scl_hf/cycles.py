@@ -27,14 +27,17 @@ Curation runs on samples before they are used, with the steps of ``curation`` in
 verifier adds information — the counter-thesis; with ``verifier_error`` = ε each verdict is wrong with
 probability ε, independently, from the stream ``seed_for(seed, "verify", t + 1)``: a False or unparsable
 sample is then kept and a True one rejected, and ``wrong_verdicts`` counts both; ε = 0.5 knows nothing),
-``dedup`` drops a sample already present in the samples kept so far or in the rows it joins, ``quota`` keeps
-the depth distribution of D0: with m rows needed, depth d gets round(m·p_d) slots (p_d = share of depth d in
-D0) and a sample whose depth is full (or that does not parse) is set aside; when the samples run out before
-every slot is filled, the set-aside samples fill the rest in order ("as far as the samples allow"). When
-curation keeps fewer samples than a cycle needs, the loop draws more from the same model (up to
-``resample_budget`` × ``num_samples`` extra) and records ``extra_samples`` and any ``shortfall``, with the cost:
-``samples_drawn`` (S_t and the extra samples), ``samples_per_kept_row`` and the ``seconds`` spent resampling
-and curating.
+``correct`` sends each sample the verifier does not judge True to ``scl_hf.correction.correct_text`` and keeps
+the True expression fewest token edits away (at most ``correction_max_edits``, depth within D0's bounds; ties
+seeded from ``seed_for(seed, "correct", t + 1)`` plus the sample's position) or drops it as ``uncorrectable``;
+rows then carry ``corrected_from`` and ``edits`` (``PROVENANCE``), ``dedup`` drops a sample already present in
+the samples kept so far or in the rows it joins, ``quota`` keeps the depth distribution of D0: with m rows
+needed, depth d gets round(m·p_d) slots (p_d = share of depth d in D0) and a sample whose depth is full (or
+that does not parse) is set aside; when the samples run out before every slot is filled, the set-aside samples
+fill the rest in order ("as far as the samples allow"). When curation keeps fewer samples than a cycle needs,
+the loop draws more from the same model (up to ``resample_budget`` × ``num_samples`` extra) and records
+``extra_samples`` and any ``shortfall``, with the cost: ``samples_drawn`` (S_t and the extra samples),
+``samples_per_kept_row`` and the ``seconds`` spent resampling and curating.
 
 Provenance columns on every row: ``text``, ``origin`` ("real" for D0, "fresh" for fresh real data,
 "synthetic" for samples), ``generation`` (-1 for D0 rows; the producing generation t for samples of
@@ -53,11 +56,13 @@ from dataclasses import dataclass, field
 from datasets import Dataset, concatenate_datasets
 
 from scl_hf.config import Config
+from scl_hf.correction import correct_text
 from scl_hf.expressions import make_real_dataset, num_true_expressions, parse
 from scl_hf.rundir import seed_for, tag
 
 COLUMNS = ("text", "origin", "generation", "model_revision")
-REJECT_REASONS = ("syntax_error", "false", "duplicate", "quota")
+REJECT_REASONS = ("syntax_error", "false", "duplicate", "quota", "uncorrectable")
+PROVENANCE = ("corrected_from", "edits")  # the columns ``correct`` adds to every row of the datasets it builds
 
 
 def rows(texts: list[str], origin: str, generation: int, model_revision: str = "") -> Dataset:
@@ -95,6 +100,14 @@ def reference_texts(cfg: Config, generation: int, size: int) -> list[str]:
     return make_real_dataset(size, seed_for(cfg.data.data_seed, "reference", generation), cfg.data)
 
 
+def with_provenance(ds: Dataset) -> Dataset:
+    """``ds`` with the ``PROVENANCE`` columns, added where missing: each row as it is (``corrected_from`` = its
+    text) with 0 edits, as for D0, fresh rows and the rows of generations built before ``correct`` ran."""
+    if "corrected_from" in ds.column_names:
+        return ds
+    return ds.add_column("corrected_from", list(ds["text"])).add_column("edits", [0] * len(ds))
+
+
 def draw(ds: Dataset, k: int, seed: int) -> Dataset:
     """``k`` rows of ``ds`` drawn uniformly without replacement, in their original order."""
     if k >= len(ds):
@@ -112,8 +125,11 @@ class Curator:
         needed: samples wanted; None keeps every sample that passes (accumulate).
         existing: strings already in the dataset the samples will join (for ``dedup``).
         depth_shares: share of each depth in D0 (for ``quota``).
-        verifier_error: ε, the chance that ``verified`` gives the wrong verdict on a sample.
+        verifier_error: ε, the chance that the verifier of ``verified`` and ``correct`` gives the wrong verdict.
         verifier_seed: seed of the wrong verdicts (one draw per verifier call, in offering order).
+        depth_bounds: ``(min_depth, max_depth)`` of the real data, which a correction must respect.
+        max_edits: the edit budget of ``correct`` (``correction_max_edits``).
+        correction_seed: ``correct`` breaks the ties of the n-th sample offered with seed ``correction_seed + n``.
     """
 
     steps: list[str]
@@ -122,13 +138,19 @@ class Curator:
     depth_shares: dict[int, float] = field(default_factory=dict)
     verifier_error: float = 0.0
     verifier_seed: int = 0
+    depth_bounds: tuple[int, int] = (1, 5)
+    max_edits: int = 2
+    correction_seed: int = 0
     kept: list[str] = field(default_factory=list)
+    kept_from: list[str] = field(default_factory=list)  # each kept sample as drawn (before any correction)
+    kept_edits: list[int] = field(default_factory=list)  # the edits ``correct`` made to it (0: none)
     offered: int = 0
     rejected: Counter = field(default_factory=Counter)
     verifier_calls: int = 0
     wrong_verdicts: Counter = field(default_factory=Counter)  # "accepted" (not True, kept), "rejected" (True)
+    edit_histogram: Counter = field(default_factory=Counter)  # edits -> samples the verifier sent to correction
     _seen: set[str] = field(default_factory=set)
-    _set_aside: list[str] = field(default_factory=list)
+    _set_aside: list[tuple[str, str, int]] = field(default_factory=list)  # (text, as drawn, edits)
     _depth_count: Counter = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
@@ -148,21 +170,36 @@ class Curator:
         m = self.needed if self.needed is not None else self.offered
         return round(m * self.depth_shares.get(depth, 0.0))
 
-    def _reason(self, text: str) -> str | None:
-        """Why ``text`` is rejected, or None to keep it."""
-        tree = parse(text) if {"syntactic", "verified", "quota"} & set(self.steps) else None
+    def _judge(self, text: str) -> tuple[str | None, str, int]:
+        """``(why text is rejected or None to keep it, the text kept, the edits correct made to it)``."""
+        tree = parse(text) if {"syntactic", "verified", "correct", "quota"} & set(self.steps) else None
+        edits = 0
         for step in self.steps:
             if step == "syntactic" and tree is None:
-                return "syntax_error"
+                return "syntax_error", text, 0
             if step == "verified" and not self._verdict(tree):  # a rejection says what the verifier was shown
-                return "syntax_error" if tree is None else "false"
+                return ("syntax_error" if tree is None else "false"), text, 0
+            if step == "correct" and not self._verdict(tree):  # the verifier sends it to correction
+                lo, hi = self.depth_bounds
+                fixed = correct_text(text, lo, hi, self.max_edits, seed=self.correction_seed + self.offered)
+                if fixed is None:
+                    return "uncorrectable", text, 0
+                text, edits = fixed
+                self.edit_histogram[edits] += 1
+                tree = parse(text)
             if step == "dedup" and (text in self._seen or text in self.existing):
-                return "duplicate"
+                return "duplicate", text, edits
             if step == "quota" and (tree is None or self._depth_count[tree.depth] >= self._slots(tree.depth)):
-                return "quota"
+                return "quota", text, edits
         if "quota" in self.steps:
             self._depth_count[tree.depth] += 1
-        return None
+        return None, text, edits
+
+    def _keep(self, text: str, drawn: str, edits: int) -> None:
+        self.kept.append(text)
+        self.kept_from.append(drawn)
+        self.kept_edits.append(edits)
+        self._seen.add(text)
 
     @property
     def satisfied(self) -> bool:
@@ -170,28 +207,26 @@ class Curator:
 
     def offer(self, texts: Iterable[str]) -> None:
         """Curate ``texts`` in order; stop keeping once ``needed`` are kept."""
-        for text in texts:
+        for drawn in texts:
             if self.satisfied:
                 return
             self.offered += 1
-            reason = self._reason(text)
+            reason, text, edits = self._judge(drawn)
             if reason is None:
-                self.kept.append(text)
-                self._seen.add(text)
+                self._keep(text, drawn, edits)
             elif reason == "quota":
-                self._set_aside.append(text)
+                self._set_aside.append((text, drawn, edits))
             else:
                 self.rejected[reason] += 1
 
     def finish(self) -> list[str]:
         """Fill what quota left empty from the set-aside samples; return the kept samples."""
         while self._set_aside and not self.satisfied and self.needed is not None:
-            text = self._set_aside.pop(0)
+            text, drawn, edits = self._set_aside.pop(0)
             if "dedup" in self.steps and (text in self._seen or text in self.existing):
                 self.rejected["duplicate"] += 1
                 continue
-            self.kept.append(text)
-            self._seen.add(text)
+            self._keep(text, drawn, edits)
         self.rejected["quota"] += len(self._set_aside)
         self._set_aside = []
         return self.kept
@@ -203,7 +238,9 @@ class Curator:
                 "rejected": {r: self.rejected.get(r, 0) for r in REJECT_REASONS},
                 "extra_samples": extra_samples, "shortfall": shortfall,
                 "verifier_calls": self.verifier_calls,
-                "wrong_verdicts": {k: self.wrong_verdicts.get(k, 0) for k in ("accepted", "rejected")}}
+                "wrong_verdicts": {k: self.wrong_verdicts.get(k, 0) for k in ("accepted", "rejected")},
+                "corrections": {"made": sum(v for k, v in self.edit_histogram.items() if k > 0),
+                                "edits": {str(k): self.edit_histogram.get(k, 0) for k in range(self.max_edits + 1)}}}
 
 
 def depth_shares(texts: list[str]) -> dict[int, float]:
@@ -269,7 +306,9 @@ def build_next_dataset(
     num_samples = None if num_new is None else num_new - num_fresh
     curator = Curator(cyc.curation_steps, num_samples, existing, depth_shares(d0["text"]),
                       verifier_error=cyc.verifier_error,
-                      verifier_seed=seed_for(cfg.training.seed, "verify", generation))
+                      verifier_seed=seed_for(cfg.training.seed, "verify", generation),
+                      depth_bounds=(cfg.data.min_depth, cfg.data.max_depth), max_edits=cyc.correction_max_edits,
+                      correction_seed=seed_for(cfg.training.seed, "correct", generation))
     start, resampling = time.perf_counter(), 0.0
     curator.offer(samples)
     budget, extra, rounds = int(cyc.resample_budget * cfg.sampling.num_samples), 0, 0
@@ -286,6 +325,9 @@ def build_next_dataset(
         extra += k
     kept = curator.finish()
     parts.append(rows(kept, "synthetic", t, tag(t)))
+    if "correct" in cyc.curation_steps:  # every row says what it was drawn as and how many edits made it
+        parts[-1] = parts[-1].add_column("corrected_from", curator.kept_from).add_column("edits", curator.kept_edits)
+        parts = [with_provenance(part) for part in parts]
     dataset = concatenate_datasets(parts)
     record = curator.record(extra) if (cyc.curation_steps or extra) else None
     if record is not None:  # the cost of what was kept: the thesis is about spending compute on samples

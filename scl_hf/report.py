@@ -65,7 +65,8 @@ BOOTSTRAP_RESAMPLES = 2000  # resamples of the runs in a group for the 95% inter
 BOOTSTRAP_SEED = 0  # fixed, so the same runs always give the same band
 LABEL_COLORS = {"syntax_error": "#d62728", "false": "#ff7f0e", "true": "#2ca02c"}  # red, orange, green
 # One colour per curation reject reason, exactly the keys of scl_hf.cycles.REJECT_REASONS (a test checks).
-REJECT_COLORS = {"syntax_error": "#d62728", "false": "#ff7f0e", "duplicate": "#9467bd", "quota": "#8c564b"}
+REJECT_COLORS = {"syntax_error": "#d62728", "false": "#ff7f0e", "duplicate": "#9467bd", "quota": "#8c564b",
+                 "uncorrectable": "#e377c2"}
 LOSS_FIGURE = "train_loss.png"  # the training-curve figure of a run report
 LOSS_COLORMAP = "viridis"  # sequential: early generations dark, late ones light
 
@@ -394,6 +395,7 @@ def curation_columns() -> list[Column]:
             ("shortfall", _curation_value("shortfall")),
             ("samples drawn", _curation_value("samples_drawn")),
             ("drawn per kept row", lambda gc: _fmt(gc[1].get("samples_per_kept_row"), 2)),
+            ("corrected", lambda gc: _fmt((gc[1].get("corrections") or {}).get("made"))),
             ("verifier calls", _curation_value("verifier_calls")),
             ("wrong verdicts: accepted", _wrong("accepted")),
             ("wrong verdicts: rejected", _wrong("rejected"))]

@@ -216,6 +216,7 @@ SEED_STAGES = {
     "heldout": 5,  # data_seed: the held-out real set H (generation 0; drawn once, disjoint from D0)
     "reference": 6,  # data_seed: R_t, a real sample the size of S_t measured beside it (generation t)
     "verify": 7,  # seed: the imperfect verifier's wrong verdicts while D_t is built (generation t)
+    "correct": 8,  # seed: the ties the correction of samples breaks while D_t is built (generation t)
 }
 
 

@@ -102,7 +102,9 @@ def test_save_and_load_back_identically(tmp_path):
         ({"verifier_error": 1.0, "curation": "verified"},
          r"verifier_error must be in \[0, 1\) \(0: an exact verifier\)"),
         ({"verifier_error": 0.1, "curation": "dedup"},
-         r"verifier_error must be 0 unless curation has a verifier step \('verified'; curation is 'dedup'\), got 0.1"),
+         r"verifier_error must be 0 unless curation has a verifier step \('verified' or 'correct'; curation is "
+         r"'dedup'\)"),
+        ({"correction_max_edits": 0}, "correction_max_edits must be an integer >= 1"),
         ({"and_weight": -1.0}, "and_weight must be a number >= 0"),
     ],
 )
@@ -286,5 +288,6 @@ def test_every_shipped_recipe_is_valid_and_names_its_own_run():
     beyond = {p.stem: load_config(p) for p in (CONFIGS / "beyond").glob("*.yaml")}
     assert [(beyond[f"verifier_noise_{e}"].cycle.curation, beyond[f"verifier_noise_{e}"].cycle.verifier_error)
             for e in ("010", "030")] == [("verified", 0.1), ("verified", 0.3)]
+    assert (beyond["correct"].cycle.curation, beyond["correct"].cycle.correction_max_edits) == ("correct", 2)
     hot = beyond["temperature_100"]
     assert (hot.sampling.temperature, hot.cycle.cycle, hot.cycle.curation) == (1.0, "full_synthetic", "none")

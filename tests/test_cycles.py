@@ -179,9 +179,11 @@ def test_quota_keeps_the_depth_distribution_as_far_as_samples_allow():
     curator.offer(["True", "False", "(True)", "True or False", "bad"])
     assert curator.finish() == ["True", "True or False", "False", "(True)"]
     assert curator.record(0) == {"steps": ["quota"], "input": 5, "kept": 4,
-                                 "rejected": {"syntax_error": 0, "false": 0, "duplicate": 0, "quota": 1},
+                                 "rejected": {"syntax_error": 0, "false": 0, "duplicate": 0, "quota": 1,
+                                              "uncorrectable": 0},
                                  "extra_samples": 0, "shortfall": 0, "verifier_calls": 0,
-                                 "wrong_verdicts": {"accepted": 0, "rejected": 0}}
+                                 "wrong_verdicts": {"accepted": 0, "rejected": 0},
+                                 "corrections": {"made": 0, "edits": {"0": 0, "1": 0, "2": 0}}}
 
 
 def test_an_exact_verifier_is_called_once_per_sample_and_never_wrong():
@@ -245,3 +247,45 @@ def test_dedup_also_drops_samples_already_in_the_joined_rows():
                              never_called)
     assert out.dataset["text"][4:] == ["(True)", "not True", "False", "True and True"]
     assert out.curation["rejected"]["duplicate"] == 2
+
+
+def test_correct_replaces_each_sample_that_is_not_true_and_keeps_its_provenance():
+    cfg = config(cycle="full_synthetic", curation="correct", num_samples=6, dataset_size=6, max_depth=5)
+    d0 = real_dataset(cfg)
+    samples = ["True", "not (True", "not not not not not True", "Tr ue x", "True and and True", "False",
+               "(True)"]
+    out = build_next_dataset(cfg, 1, d0, d0, samples, never_called)
+    ds = out.dataset
+    assert ds.column_names == ["text", "origin", "generation", "model_revision", "corrected_from", "edits"]
+    assert ds["corrected_from"] == ["True", "not (True", "not not not not not True", "True and and True", "False",
+                                    "(True)"]  # "Tr ue x" needs 3 edits: dropped
+    assert ds["text"][:3] == ["True", "not not True", "not not not not True"]
+    assert ds["text"][3] in {"True and True", "True and True and True"}  # a tie: "and" deleted or "True" inserted
+    assert ds["text"][4] in {"True", "not False"} and ds["edits"] == [0, 1, 1, 1, 1, 0]
+    assert all(classify(t) == "true" for t in ds["text"])
+    record = out.curation
+    assert record["rejected"]["uncorrectable"] == 1 and record["kept"] == 6 and record["input"] == 7
+    assert record["corrections"] == {"made": 4, "edits": {"0": 0, "1": 4, "2": 0}}
+    assert record["verifier_calls"] == 7
+    again = build_next_dataset(cfg, 1, d0, d0, samples, never_called)
+    assert again.dataset["text"] == ds["text"]  # ties broken by the seed: the same every time
+
+
+def test_correct_gives_every_row_provenance_whatever_the_cycle():
+    cfg = config(cycle="incremental", synthetic_fraction=0.5, curation="correct+dedup", num_samples=10)
+    d0 = real_dataset(cfg)
+    out = build_next_dataset(cfg, 1, d0, d0, ["False"] * 3 + samples_of(N), never_called)
+    ds = out.dataset
+    real = [i for i, o in enumerate(ds["origin"]) if o == "real"]
+    assert len(real) == N // 2 and all(ds["corrected_from"][i] == ds["text"][i] and ds["edits"][i] == 0
+                                       for i in real)
+    # the three "False" become "True" or "not False" (ties, seeded per sample): at least one is a duplicate
+    assert out.curation["rejected"]["duplicate"] >= 1 and len(set(ds["text"])) == len(ds)
+
+
+def test_an_imperfect_verifier_decides_what_goes_to_correction():
+    curator = Curator(["correct"], needed=None, verifier_error=0.5, verifier_seed=1)
+    curator.offer(["False"] * 200)
+    wrong = curator.record(0)["wrong_verdicts"]["accepted"]
+    assert 60 <= wrong <= 140 and curator.kept.count("False") == wrong  # wrongly judged True: kept uncorrected
+    assert curator.record(0)["corrections"]["made"] == 200 - wrong

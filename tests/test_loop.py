@@ -14,6 +14,7 @@ import pytest
 from datasets import load_from_disk
 
 from scl_hf.config import ConfigError, parse_config
+from scl_hf.expressions import classify
 from scl_hf.hub.server import HubServer
 from scl_hf.loop import check_resume, run_loop
 
@@ -108,6 +109,21 @@ def test_an_imperfect_verifier_is_reproducible_across_runs_and_after_a_lost_data
     assert again == record
     assert record["samples_drawn"] == 40 + record["extra_samples"]
     assert record["samples_per_kept_row"] == pytest.approx(record["samples_drawn"] / record["kept"])
+    second = run_loop(parse_config(tiny(tmp_path, "--run_name", "b", *args)))
+    assert snapshot(second) == snapshot(first)
+
+
+def test_correct_runs_in_the_loop_and_resumes_identically(tmp_path):
+    args = ["--curation", "correct", "--num_generations", "3"]
+    first = run_loop(parse_config(tiny(tmp_path, "--run_name", "a", *args)))
+    d1 = load_from_disk(str(first / "gen_01" / "train_data"))
+    assert d1.column_names == ["text", "origin", "generation", "model_revision", "corrected_from", "edits"]
+    record = json.loads((first / "gen_01" / "curation.json").read_text())
+    assert record["corrections"]["made"] == sum(1 for e in d1["edits"] if e > 0) > 0
+    assert all(classify(t) == "true" for t in d1["text"]) and record["verifier_calls"] == record["input"]
+    shutil.rmtree(first / "gen_02")
+    shutil.rmtree(first / "gen_01")  # as if killed before D_1 was written: the corrections are made again
+    run_loop(parse_config(tiny(tmp_path, "--run_name", "a", *args)))
     second = run_loop(parse_config(tiny(tmp_path, "--run_name", "b", *args)))
     assert snapshot(second) == snapshot(first)
 

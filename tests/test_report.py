@@ -208,13 +208,14 @@ def test_curation_figure_and_table(tmp_path):
                        curation="verified+dedup")
     text = write_run_report(run_dir).read_text()
     assert "**expanding, fresh=0.5, curation=verified+dedup**" in text
-    older = "| 1 | verified+dedup | 120 | 70 | 5 | 25 | 20 | 0 | 20 | 30 | n/a | n/a | n/a | n/a | n/a |"
+    older = "| 1 | verified+dedup | 120 | 70 | 5 | 25 | 20 | 0 | n/a | 20 | 30 | n/a | n/a | n/a | n/a | n/a | n/a |"
     assert older in text  # a record from before the cost and verifier keys
     kept.update(verifier_calls=115, wrong_verdicts={"accepted": 4, "rejected": 7}, samples_drawn=140,
-                samples_per_kept_row=2.0)
+                samples_per_kept_row=2.0, corrections={"made": 12, "edits": {"0": 1, "1": 9, "2": 3}})
+    kept["rejected"]["uncorrectable"] = 6
     (run_dir / "gen_01" / "metrics.json").write_text(json.dumps(recs[1]))
     text = write_run_report(run_dir).read_text()
-    assert "| 1 | verified+dedup | 120 | 70 | 5 | 25 | 20 | 0 | 20 | 30 | 140 | 2.00 | 115 | 4 | 7 |" in text
+    assert "| 1 | verified+dedup | 120 | 70 | 5 | 25 | 20 | 0 | 6 | 20 | 30 | 140 | 2.00 | 12 | 115 | 4 | 7 |" in text
     assert "| 0.3000 | 80 |" in text and text.count("| 2.00 |") == 2  # also on the per-generation table
     assert "| 0 | verified" not in text  # generation 0 is built from D0 only
     assert "](curation.png)" in text
@@ -551,8 +552,8 @@ def test_every_table_row_has_the_header_length(tmp_path):
         assert {len(row) for row in rows} == {len(rows[0])}, section
     curation = found["Curation"]
     assert curation[0] == ["generation", "steps", "input", "kept", *(f"rejected: {r}" for r in cycles.REJECT_REASONS),
-                           "extra_samples", "shortfall", "samples drawn", "drawn per kept row", "verifier calls",
-                           "wrong verdicts: accepted", "wrong verdicts: rejected"]
+                           "extra_samples", "shortfall", "samples drawn", "drawn per kept row", "corrected",
+                           "verifier calls", "wrong verdicts: accepted", "wrong verdicts: rejected"]
     assert dict(zip(curation[0], curation[1], strict=True))["rejected: false"] == "25"
 
     dirs = seeds_and_variants(tmp_path / "runs")
@@ -571,10 +572,10 @@ def test_a_new_reject_reason_is_a_new_curation_column(tmp_path, monkeypatch):
     run_dir = curated_run(tmp_path, {"syntax_error": 5, "false": 25, "duplicate": 20, "quota": 0, "too_long": 7})
     text = write_run_report(run_dir).read_text()
     header, row = tables(text)["Curation"]
-    assert header[-10:-5] == ["rejected: duplicate", "rejected: quota", "rejected: too_long", "extra_samples",
-                             "shortfall"]
-    assert row == ["1", "verified+dedup", "120", "70", "5", "25", "20", "0", "7", "20", "30", *["n/a"] * 5]
-    assert "| 1 | verified+dedup | 120 | 70 | 5 | 25 | 20 | 0 | 7 | 20 | 30 |" in text
+    assert header[-12:-6] == ["rejected: duplicate", "rejected: quota", "rejected: uncorrectable",
+                              "rejected: too_long", "extra_samples", "shortfall"]
+    assert row == ["1", "verified+dedup", "120", "70", "5", "25", "20", "0", "n/a", "7", "20", "30", *["n/a"] * 6]
+    assert "| 1 | verified+dedup | 120 | 70 | 5 | 25 | 20 | 0 | n/a | 7 | 20 | 30 |" in text
     assert_png(run_dir / "curation.png")
 
 
