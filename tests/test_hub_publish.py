@@ -373,18 +373,21 @@ def test_importing_the_write_path_changes_no_library_setting():
     assert (inside, inside_real, after) == (True, False, False)  # git-LFS for an embedded Hub, restored after
 
 
-def test_cards_say_what_an_imperfect_verifier_got_wrong():
+def test_cards_say_what_an_imperfect_verifier_got_wrong_and_what_was_corrected():
     cfg = build_config({"curation": "verified", "verifier_error": 0.1, "run_name": "noisy"})
     target = HubTarget("http://127.0.0.1:1", None, *embedded_repo_ids(cfg), embedded=True, server=None)
     curation = {"steps": ["verified"], "input": 120, "kept": 100, "extra_samples": 20, "shortfall": 0,
                 "rejected": {"syntax_error": 5, "false": 15, "duplicate": 0, "quota": 0},
-                "verifier_calls": 120, "wrong_verdicts": {"accepted": 9, "rejected": 3}}
+                "verifier_calls": 120, "wrong_verdicts": {"accepted": 9, "rejected": 3},
+                "corrections": {"made": 30, "edits": {"0": 2, "1": 25, "2": 5}}}
     metrics = {"metrics": {"true_rate": 0.5, "diversity": 0.4},
                "data": {"num_rows": 100, "curation": curation, "origin_counts": {}}}
     record = generation_record(1, cfg, target, metrics)
     line = "Imperfect verifier (verifier_error 0.1): 120 verdicts,\n  9 wrongly accepted, 3 wrongly rejected."
     assert line in model_card(record, cfg, target)
     assert line in dataset_card(record, cfg, target, ["gen-00", "gen-01"])
+    fixed = "Corrected: 30 samples made True by the fewest token edits\n  (0 edits: 2, 1 edits: 25, 2 edits: 5)."
+    assert fixed in model_card(record, cfg, target) and fixed in dataset_card(record, cfg, target, ["gen-00"])
     exact = build_config({"curation": "verified", "run_name": "exact"})
     quiet = generation_record(1, exact, target, metrics)
     assert "Imperfect verifier" not in dataset_card(quiet, exact, target, ["gen-00", "gen-01"])
