@@ -169,3 +169,28 @@ def correct_text(text: str, min_depth: int, max_depth: int, max_edits: int = 2,
         return None
     tokens, edits = found
     return to_text(parse(" ".join(tokens))), edits
+
+
+def naive_distance(tokens: Sequence[str], min_depth: int, max_depth: int, max_edits: int = 2) -> int | None:
+    """The definition by blind enumeration (every edit, then every pair, each candidate parsed): the fewest edits
+    from ``tokens`` to a True expression of depth ``min_depth..max_depth``, None beyond ``max_edits``. The
+    reference for tests and the benchmark; :func:`correct` finds the same number without enumerating.
+
+    >>> naive_distance(["not", "(", "True"], 1, 5)
+    1
+    """
+    level = {tuple(tokens)}
+    for edits in range(max_edits + 1):
+        for candidate in level:
+            tree = parse(" ".join(candidate))
+            if tree is not None and tree.value and min_depth <= tree.depth <= max_depth:
+                return edits
+        nxt = set()
+        for t in level:
+            for i in range(len(t) + 1):
+                nxt.update(t[:i] + (token,) + t[i:] for token in TOKENS)
+                if i < len(t):
+                    nxt.add(t[:i] + t[i + 1:])
+                    nxt.update(t[:i] + (token,) + t[i + 1:] for token in TOKENS)
+        level = nxt
+    return None

@@ -23,7 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 from scl_hf.benchmarks import add_output_arguments, facts, load_average, report
-from scl_hf.correction import correct_text
+from scl_hf.correction import correct_text, naive_distance
 from scl_hf.diversity import word_tokens
 from scl_hf.expressions import TOKENS, label, make_real_dataset, parse
 
@@ -58,25 +58,6 @@ def realistic_samples(n: int, seed: int = 0) -> list[str]:
     return out
 
 
-def blind(tokens: list[str], max_edits: int = 2) -> int | None:
-    """The fewest edits to a True expression of depth 1..5 by trying every edit and every pair of edits."""
-    level = {tuple(tokens)}
-    for edits in range(max_edits + 1):
-        for t in level:
-            tree = parse(" ".join(t))
-            if tree is not None and tree.value and tree.depth <= 5:
-                return edits
-        nxt = set()
-        for t in level:
-            for i in range(len(t) + 1):
-                nxt.update(t[:i] + (tok,) + t[i:] for tok in TOKENS)
-                if i < len(t):
-                    nxt.add(t[:i] + t[i + 1:])
-                    nxt.update(t[:i] + (tok,) + t[i + 1:] for tok in TOKENS)
-        level = nxt
-    return None
-
-
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=10_000, help="samples to correct")
@@ -97,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     needing = [t for t, r in zip(samples, results, strict=True) if r is None or r[1] > 0][:args.subset]
     start = time.perf_counter()
     for t in needing:
-        blind(word_tokens(t))
+        naive_distance(word_tokens(t), 1, 5)
     blind_each = (time.perf_counter() - start) / max(len(needing), 1)
     fixed = sum(v for k, v in edits.items() if k not in (0, "dropped"))
     blind_total = blind_each * (fixed + edits["dropped"])

@@ -1,4 +1,4 @@
-"""The correction function: exact hand-picked corrections, minimality against brute force, and its evaluator."""
+"""The correction function: exact hand-picked corrections, minimality against blind enumeration, its evaluator."""
 
 import doctest
 import itertools
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from rapidfuzz.distance import Levenshtein
 
 from scl_hf import correction
-from scl_hf.correction import START, correct, correct_text, final, step
+from scl_hf.correction import START, correct, correct_text, final, naive_distance, step
 from scl_hf.diversity import word_tokens
 from scl_hf.expressions import TOKENS, GeneratorConfig, parse, random_tree, to_text
 
@@ -18,23 +18,6 @@ from scl_hf.expressions import TOKENS, GeneratorConfig, parse, random_tree, to_t
 def is_answer(tokens, lo=1, hi=5) -> bool:
     tree = parse(" ".join(tokens))
     return tree is not None and tree.value and lo <= tree.depth <= hi
-
-
-def brute_force_distance(tokens, lo=1, hi=5, max_edits=2) -> int | None:
-    """The fewest edits to a True expression in the depth bounds, by trying every edit (and pair of edits)."""
-    level = {tuple(tokens)}
-    for edits in range(max_edits + 1):
-        if any(is_answer(t, lo, hi) for t in level):
-            return edits
-        nxt = set()
-        for t in level:
-            for i in range(len(t) + 1):
-                nxt.update(t[:i] + (tok,) + t[i:] for tok in TOKENS)
-                if i < len(t):
-                    nxt.add(t[:i] + t[i + 1:])
-                    nxt.update(t[:i] + (tok,) + t[i + 1:] for tok in TOKENS)
-        level = nxt
-    return None
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -59,7 +42,7 @@ def test_hand_picked_corrections(text, expected):
 ])
 def test_ties_are_broken_by_the_seed_among_the_shortest(text, choices, edits):
     found = {seed: correct_text(text, 1, 5, seed=seed) for seed in range(30)}
-    assert brute_force_distance(word_tokens(text)) == edits
+    assert naive_distance(word_tokens(text), 1, 5) == edits
     assert all(e == edits for _, e in found.values())
     assert all(parse(t).value and to_text(parse(t)) == t for t, _ in found.values())  # True, printed as real data
     assert found[3] == correct_text(text, 1, 5, seed=3)  # deterministic for a seed
@@ -84,7 +67,7 @@ TOKEN_LISTS = st.lists(st.sampled_from([*TOKENS, "Tr", "ue"]), max_size=6)
 @given(TOKEN_LISTS, st.integers(0, 3))
 def test_every_correction_is_true_in_bounds_within_budget_and_minimal(tokens, seed):
     found = correct(tokens, 1, 4, max_edits=2, seed=seed)
-    best = brute_force_distance(tokens, 1, 4, max_edits=2)
+    best = naive_distance(tokens, 1, 4, max_edits=2)
     if found is None:
         assert best is None
         return
