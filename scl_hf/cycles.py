@@ -103,9 +103,10 @@ def reference_texts(cfg: Config, generation: int, size: int) -> list[str]:
 def with_provenance(ds: Dataset) -> Dataset:
     """``ds`` with the ``PROVENANCE`` columns, added where missing: each row as it is (``corrected_from`` = its
     text) with 0 edits, as for D0, fresh rows and the rows of generations built before ``correct`` ran."""
-    if "corrected_from" in ds.column_names:
+    drawn_as, edits = PROVENANCE
+    if drawn_as in ds.column_names:
         return ds
-    return ds.add_column("corrected_from", list(ds["text"])).add_column("edits", [0] * len(ds))
+    return ds.add_column(drawn_as, list(ds["text"])).add_column(edits, [0] * len(ds))
 
 
 def draw(ds: Dataset, k: int, seed: int) -> Dataset:
@@ -326,7 +327,8 @@ def build_next_dataset(
     kept = curator.finish()
     parts.append(rows(kept, "synthetic", t, tag(t)))
     if "correct" in cyc.curation_steps:  # every row says what it was drawn as and how many edits made it
-        parts[-1] = parts[-1].add_column("corrected_from", curator.kept_from).add_column("edits", curator.kept_edits)
+        drawn_as, edits = PROVENANCE
+        parts[-1] = parts[-1].add_column(drawn_as, curator.kept_from).add_column(edits, curator.kept_edits)
         parts = [with_provenance(part) for part in parts]
     dataset = concatenate_datasets(parts)
     record = curator.record(extra) if (cyc.curation_steps or extra) else None
