@@ -121,7 +121,7 @@ def correct(tokens: Sequence[str], min_depth: int, max_depth: int, max_edits: in
             if end is not None and end[0] and min_depth <= end[1] <= max_depth:
                 return []
         else:
-            nxt = step(state, tokens[i]) if tokens[i] in _TOKEN_SET else None
+            nxt = step(state, tokens[i])  # None for a fragment too
             if nxt is not None:
                 rest = search(i + 1, nxt, left)
                 if rest is not None:

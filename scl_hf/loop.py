@@ -121,6 +121,7 @@ class Loop:
         self.hub = hub  # a HubTarget on the main process when publishing, else None
         self.tokenizer = build_tokenizer(cfg.model.n_positions)
         self.d0 = real_dataset(cfg)
+        self.d0_texts = self.d0["text"]  # the real set every generation's metric compares with
         self.heldout = heldout_texts(cfg, self.d0)  # H: never trained on; M_t's NLL on it is the collapse signal
         self._first_model = None  # M_0, loaded once for the samples' NLL under it
 
@@ -141,7 +142,7 @@ class Loop:
 
     def reference_metrics(self, t: int, size: int) -> dict:
         """The metric on R_t (``cycles.reference_texts``) against D0, without its mode (a real sample's is noise)."""
-        metrics = compute_metrics(reference_texts(self.cfg, t, size), real_texts=self.d0["text"])
+        metrics = compute_metrics(reference_texts(self.cfg, t, size), real_texts=self.d0_texts)
         del metrics["top_samples"]
         return metrics
 
@@ -232,7 +233,7 @@ class Loop:
         # marks t complete.
         payload = None
         if main:
-            metrics = compute_metrics(samples["text"], training_texts=data["text"], real_texts=self.d0["text"])
+            metrics = compute_metrics(samples["text"], training_texts=data["text"], real_texts=self.d0_texts)
             payload = {
                 "generation": t,
                 "metrics": metrics,

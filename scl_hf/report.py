@@ -462,7 +462,7 @@ def _plot_diversity(run: Run, path: Path, title: str, threshold: float) -> None:
     fig, ax = _figure(f"Diversity of samples per generation\n{title}", "generation",
                       "diversity (mean normalized edit distance)")
     gens = np.array(run.generation_numbers, dtype=float)
-    div = np.array([np.nan if v is None else v for v in run.values("metrics", "diversity")], dtype=float)
+    div = _curve(run, "metrics", "diversity")
     ax.plot(gens, div, marker="o", color="#1f77b4", label="diversity")
     ref = _curve(run, "reference", "diversity")
     if np.isfinite(ref).any():
@@ -482,8 +482,7 @@ def _plot_diversity(run: Run, path: Path, title: str, threshold: float) -> None:
 def _plot_likelihood(run: Run, path: Path, title: str) -> bool:
     """Mean NLL per token of the ``eval`` block per generation; False (nothing drawn) when no generation has one."""
     gens = np.array(run.generation_numbers, dtype=float)
-    curves = [(np.array([np.nan if v is None else v for v in run.values("eval", key)], dtype=float), label, color)
-              for key, label, color in LIKELIHOODS]
+    curves = [(_curve(run, "eval", key), label, color) for key, label, color in LIKELIHOODS]
     if all(np.isnan(values).all() for values, _, _ in curves):
         return False
     fig, ax = _figure(f"Likelihoods per generation\n{title}", "generation", "mean NLL per token (nats)")

@@ -13,6 +13,15 @@ from scl_hf.benchmarks import add_output_arguments, append_entry, facts, machine
 SCRIPTS = sorted((Path(__file__).resolve().parents[1] / "scripts").glob("bench_*.py"))
 
 
+def load_script(name: str):
+    """A bench script as a module, without running its ``main``."""
+    path = next(p for p in SCRIPTS if p.stem == name)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_sections_are_appended_to_and_replaced_without_touching_others(tmp_path):
     path = tmp_path / "BENCHMARKS.md"
     append_entry(path, "## A", "run 1")
@@ -55,10 +64,7 @@ def test_facts_line_holds_command_date_machine_details_and_load():
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
 def test_every_bench_script_prints_only_unless_told_to_write(script):
-    spec = importlib.util.spec_from_file_location(script.stem, script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    parser = module.make_parser()
+    parser = load_script(script.stem).make_parser()
     default = parser.parse_args([])
     assert default.write is False
     assert default.output == script.parents[1] / "docs" / "BENCHMARKS.md"
@@ -74,9 +80,7 @@ def test_bench_eval_prints_one_row_per_recipe(tmp_path, capsys):
     recipe = tmp_path / "small.yaml"
     smoke = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
     recipe.write_text(f"base: {smoke}\nheldout_size: 50\nnum_samples: 40\ndataset_size: 60\n")
-    spec = importlib.util.spec_from_file_location("bench_eval", SCRIPTS[1])
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("bench_eval")
     module.main(["--configs", str(recipe), "--repeats", "1"])
     [row] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| small.yaml")]
     cells = [c.strip() for c in row.strip("|").split("|")]
@@ -86,9 +90,7 @@ def test_bench_eval_prints_one_row_per_recipe(tmp_path, capsys):
 
 
 def test_bench_correct_measures_realistic_samples(capsys):
-    spec = importlib.util.spec_from_file_location("bench_correct", SCRIPTS[0])
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("bench_correct")
     samples = module.realistic_samples(400)
     assert samples == module.realistic_samples(400)  # seeded
     module.main(["--samples", "400", "--subset", "2"])
