@@ -16,8 +16,10 @@ edit (delete it, substitute a token, insert a token before it), only through tok
 branch dies at the first token that cannot continue an expression. Edits left are deepened from 0 to
 ``max_edits``: the first budget that reaches an accepting end (state complete, value True, depth in bounds) is
 the minimum. Each ``(position, state, edits left)`` that failed is remembered and never searched again,
-and a branch is cut when the tokens ahead certainly need more edits than are left (each fragment that is not
-a token needs one; so does each open parenthesis that no ``)`` ahead can close). Ties among equally short
+and a branch is cut when the tokens ahead certainly need more edits than are left: each fragment that is not
+a token needs one (a deletion or a substitution), and so does each open parenthesis that no ``)`` ahead can
+close (an inserted or substituted ``)``); one substitution of a fragment by ``)`` serves both, so the bound is
+the larger of the two counts, not their sum. Ties among equally short
 corrections are broken by the order in which the edits are tried, shuffled by ``random.Random(seed)``: the
 same sample and seed always give the same correction.
 """
@@ -114,7 +116,7 @@ def correct(tokens: Sequence[str], min_depth: int, max_depth: int, max_edits: in
     failed: set[tuple[int, State, int]] = set()
 
     def search(i: int, state: State, left: int) -> list[str] | None:
-        if fragments[i] + max(0, len(state) - 1 - closers[i]) > left or (i, state, left) in failed:
+        if max(fragments[i], len(state) - 1 - closers[i]) > left or (i, state, left) in failed:
             return None
         if i == n:
             end = final(state)

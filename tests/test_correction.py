@@ -60,6 +60,17 @@ def test_garbage_and_the_budget():
     assert correct(["True"] * (correction.MAX_TOKENS + 1), 1, 5) is None  # too long to search
 
 
+def test_minimal_on_every_sample_of_up_to_three_tokens():
+    """Exhaustive where enumeration is cheap; ``( True Tr`` needs one edit (``Tr`` becomes ``)``), which a bound that
+    counted the fragment and the open parenthesis separately once cut."""
+    for length in range(4):
+        for tokens in itertools.product([*TOKENS, "Tr"], repeat=length):
+            found = correct(list(tokens), 1, 4, max_edits=2)
+            assert (None if found is None else found[1]) == naive_distance(tokens, 1, 4, max_edits=2), tokens
+    assert correct(["(", "True", "Tr"], 1, 4) == (["(", "True", ")"], 1)
+    assert correct(["(", "(", "Tr"], 1, 4)[1] == 2
+
+
 TOKEN_LISTS = st.lists(st.sampled_from([*TOKENS, "Tr", "ue"]), max_size=6)
 
 
