@@ -75,13 +75,14 @@ def report(text: str, args: argparse.Namespace, heading: str, *, append: bool) -
 
 
 def append_entry(path: Path, heading: str, entry: str) -> None:
-    """Add ``entry`` at the end of the ``heading`` section of the Markdown file, creating either if missing."""
+    """Add ``entry`` at the end of the ``heading`` section of the Markdown file (after a blank line, so that a
+    heading that opens the entry follows a table cleanly), creating either if missing."""
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
     if heading not in text:
         text = text.rstrip("\n") + f"\n\n{heading}\n"
     end = text.find("\n## ", text.index(heading) + len(heading))
     head, tail = (text, "") if end == -1 else (text[:end], text[end:])
-    path.write_text(head.rstrip("\n") + "\n" + entry.rstrip("\n") + "\n" + tail, encoding="utf-8")
+    path.write_text(head.rstrip("\n") + "\n\n" + entry.rstrip("\n") + "\n" + tail, encoding="utf-8")
 
 
 def replace_section(path: Path, heading: str, text: str) -> None:

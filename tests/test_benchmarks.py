@@ -28,7 +28,7 @@ def test_sections_are_appended_to_and_replaced_without_touching_others(tmp_path)
     replace_section(path, "## B", "## B\n\nold")
     append_entry(path, "## A", "run 2")
     replace_section(path, "## B", "## B\n\nnew")
-    assert path.read_text() == "# Benchmarks\n\n## A\nrun 1\nrun 2\n\n## B\n\nnew\n"
+    assert path.read_text() == "# Benchmarks\n\n## A\n\nrun 1\n\nrun 2\n\n## B\n\nnew\n"
 
 
 def parse(argv, path):
@@ -46,12 +46,12 @@ def test_report_prints_and_writes_only_with_write(tmp_path, capsys):
     report("## A\n\ntable 2", parse(["--write"], path), "## A", append=False)
     report("run 3", parse(["--write"], path), "## A", append=True)
     assert capsys.readouterr().out == "## A\n\ntable 2\nrun 3\n"
-    assert path.read_text() == "# Benchmarks\n\n## A\n\ntable 2\nrun 3\n"
+    assert path.read_text() == "# Benchmarks\n\n## A\n\ntable 2\n\nrun 3\n"
 
     other = tmp_path / "other.md"
     report("run 4", parse(["--write", "--output", str(other)], path), "## A", append=True)
-    assert other.read_text() == "# Benchmarks\n\n## A\nrun 4\n"
-    assert path.read_text() == "# Benchmarks\n\n## A\n\ntable 2\nrun 3\n"
+    assert other.read_text() == "# Benchmarks\n\n## A\n\nrun 4\n"
+    assert path.read_text() == "# Benchmarks\n\n## A\n\ntable 2\n\nrun 3\n"
 
 
 def test_facts_line_holds_command_date_machine_details_and_load():
