@@ -6,7 +6,10 @@ the batch at once, cache rows included: the work follows the mean sample length,
 The decoding forward is GPT-2's, written out for one token per row over a preallocated cache (the
 model's own modules do the work), which avoids the per-step concatenation of a growing cache.
 Each sequence is still sampled exactly as ``model.generate(do_sample=True)`` would sample it
-(temperature, then top-k, then top-p, as the ``transformers`` logits warpers do).
+(temperature, then top-k, then top-p, as the ``transformers`` logits warpers do). Beside each sample the
+sampler returns its log-probability under the model at temperature 1, without warping (the sum over its
+generated tokens, ``<eos>`` included, of ``log p(token | prefix)`` from the same logits), at no extra forward
+pass: the model's own score of its sample (``select: likelihood``; divided by the tokens, the NLL per token).
 
 Under ``accelerate launch`` the ``num_samples`` are split across processes (the first
 ``num_samples % N`` processes draw one more), each process seeds its own generator from
@@ -37,6 +40,8 @@ class SampleResult:
     truncated: list[bool]  # True where the sequence hit the length cap before <eos>
     num_tokens: int  # generated tokens, <eos> included, all processes together
     seconds: float
+    logprobs: list[float]  # each sample's log-probability (nats) under the model at temperature 1
+    token_counts: list[int]  # each sample's generated tokens, <eos> included (what its logprob sums over)
 
 
 def process_seed(seed: int, process_index: int) -> int:
@@ -118,12 +123,14 @@ def _decode_step(model, cache: KVCache, tokens: torch.Tensor, position: int) -> 
 
 @torch.no_grad()
 def sample_token_ids(model, num_sequences: int, bos_token_id: int, eos_token_id: int, max_new_tokens: int,
-                     cfg: SamplingConfig, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+                     cfg: SamplingConfig, generator: torch.Generator
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Sample ``num_sequences`` continuations of ``<bos>`` together, compacting the batch as they finish.
 
     Returns:
-        ``(tokens, lengths)`` on the CPU: ``tokens`` is ``(num_sequences, max_new_tokens)``, valid up to
-        ``lengths`` (the generated tokens, ``<eos>`` included when one was drawn).
+        ``(tokens, lengths, logprobs)`` on the CPU: ``tokens`` is ``(num_sequences, max_new_tokens)``, valid up to
+        ``lengths`` (the generated tokens, ``<eos>`` included when one was drawn); ``logprobs`` (float64) is each
+        sequence's log-probability at temperature 1 (unwarped logits) over those tokens.
     """
     config = model.config
     device = model.lm_head.weight.device
@@ -133,6 +140,7 @@ def sample_token_ids(model, num_sequences: int, bos_token_id: int, eos_token_id:
                     device, dtype)
     out = torch.zeros(num_sequences, max_new_tokens, dtype=torch.long, device=device)
     lengths = torch.full((num_sequences,), max_new_tokens, dtype=torch.long, device=device)
+    logprobs = torch.zeros(num_sequences, dtype=torch.float64, device=device)
     row = torch.arange(num_sequences, device=device)  # original sequence held by each live batch row
     inputs = torch.full((num_sequences,), bos_token_id, dtype=torch.long, device=device)
     n = num_sequences
@@ -142,6 +150,7 @@ def sample_token_ids(model, num_sequences: int, bos_token_id: int, eos_token_id:
         probs = warp_logits(logits, cfg.temperature, cfg.top_k, cfg.top_p).softmax(dim=-1)
         drawn = torch.multinomial(probs, 1, generator=generator).squeeze(1)
         out[row[:n], t] = drawn
+        logprobs[row[:n]] += logits.log_softmax(dim=-1).gather(1, drawn[:, None]).squeeze(1).double()
         inputs[:n] = drawn
         finished = drawn == eos_token_id
         num_finished = int(finished.sum())
@@ -158,31 +167,34 @@ def sample_token_ids(model, num_sequences: int, bos_token_id: int, eos_token_id:
         n = keep
         if n == 0:
             break
-    return out.cpu(), lengths.cpu()
+    return out.cpu(), lengths.cpu(), logprobs.cpu()
 
 
 def sample_shard(model, tokenizer, cfg: SamplingConfig, *, seed: int, process_index: int, count: int,
-                 max_new_tokens: int) -> tuple[list[str], list[bool], int]:
-    """The ``count`` samples process ``process_index`` draws: ``(texts, truncated, num_tokens)``.
+                 max_new_tokens: int) -> SampleResult:
+    """The ``count`` samples process ``process_index`` draws.
 
     A pure function of the weights, ``cfg``, ``seed`` and ``process_index``, so that a test can rebuild
     any process's shard in one process.
     """
+    start = time.perf_counter()
     eos = tokenizer.eos_token_id
     generator = torch.Generator(device=model.lm_head.weight.device).manual_seed(process_seed(seed, process_index))
-    texts: list[str] = []
-    truncated: list[bool] = []
-    num_tokens = 0
+    result = SampleResult(texts=[], truncated=[], num_tokens=0, seconds=0.0, logprobs=[], token_counts=[])
     for first in range(0, count, cfg.per_device_sample_batch_size):
         n = min(cfg.per_device_sample_batch_size, count - first)
-        tokens, lengths = sample_token_ids(model, n, tokenizer.bos_token_id, eos, max_new_tokens, cfg, generator)
+        tokens, lengths, logprobs = sample_token_ids(model, n, tokenizer.bos_token_id, eos, max_new_tokens, cfg,
+                                                     generator)
         ended = tokens[torch.arange(n), lengths - 1] == eos  # else the sequence hit the cap
         rows = [ids[: length - end] for ids, length, end in zip(tokens.tolist(), lengths.tolist(), ended.tolist(),
                                                                 strict=True)]
-        texts.extend(tokenizer.batch_decode(rows, skip_special_tokens=False))
-        truncated.extend((~ended).tolist())
-        num_tokens += int(lengths.sum())
-    return texts, truncated, num_tokens
+        result.texts.extend(tokenizer.batch_decode(rows, skip_special_tokens=False))
+        result.truncated.extend((~ended).tolist())
+        result.num_tokens += int(lengths.sum())
+        result.logprobs.extend(logprobs.tolist())
+        result.token_counts.extend(lengths.tolist())
+    result.seconds = time.perf_counter() - start
+    return result
 
 
 def sample_expressions(model, tokenizer, cfg: SamplingConfig, accelerator: Accelerator | None = None, *,
@@ -214,10 +226,12 @@ def sample_expressions(model, tokenizer, cfg: SamplingConfig, accelerator: Accel
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator is not None else (0, 1)
     model.eval()
     with accelerator.autocast() if accelerator is not None else contextlib.nullcontext():
-        texts, truncated, num_tokens = sample_shard(model, tokenizer, cfg, seed=seed, process_index=rank,
-                                                    count=shard_size(total, rank, world),
-                                                    max_new_tokens=max_new_tokens)
+        result = sample_shard(model, tokenizer, cfg, seed=seed, process_index=rank,
+                              count=shard_size(total, rank, world), max_new_tokens=max_new_tokens)
     if world > 1:  # every process gets every shard, in rank order
-        texts, truncated = gather_object(texts), gather_object(truncated)
-        num_tokens = int(accelerator.reduce(torch.tensor(num_tokens, device=accelerator.device), "sum").item())
-    return SampleResult(texts=texts, truncated=truncated, num_tokens=num_tokens, seconds=time.perf_counter() - start)
+        for name in ("texts", "truncated", "logprobs", "token_counts"):
+            setattr(result, name, gather_object(getattr(result, name)))
+        result.num_tokens = int(accelerator.reduce(torch.tensor(result.num_tokens, device=accelerator.device),
+                                                   "sum").item())
+    result.seconds = time.perf_counter() - start
+    return result

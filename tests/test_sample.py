@@ -94,7 +94,7 @@ def test_samples_are_distributed_like_model_generate(trained):
 def test_greedy_decoding_matches_model_generate_token_for_token(trained):
     model, tokenizer = trained
     cfg = SamplingConfig(top_k=1, max_new_tokens=CAP)
-    tokens, lengths = sample_token_ids(model, 3, tokenizer.bos_token_id, tokenizer.eos_token_id, CAP, cfg,
+    tokens, lengths, _ = sample_token_ids(model, 3, tokenizer.bos_token_id, tokenizer.eos_token_id, CAP, cfg,
                                        torch.Generator().manual_seed(0))
     reference = model.generate(torch.tensor([[tokenizer.bos_token_id]]), do_sample=False, max_new_tokens=CAP,
                                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)[0, 1:]
@@ -106,8 +106,8 @@ def test_cached_decoding_gives_the_full_forward_logits(trained):
     """Feed a sampled batch back through the plain forward: every drawn token had probability > 0 there."""
     model, tokenizer = trained
     cfg = SamplingConfig(top_k=3, max_new_tokens=30)
-    tokens, lengths = sample_token_ids(model, 64, tokenizer.bos_token_id, tokenizer.eos_token_id, 30, cfg,
-                                       torch.Generator().manual_seed(1))
+    tokens, lengths, _ = sample_token_ids(model, 64, tokenizer.bos_token_id, tokenizer.eos_token_id, 30, cfg,
+                                          torch.Generator().manual_seed(1))
     assert lengths.min() < lengths.max()  # sequences finished at different steps: compaction happened
     inputs = torch.cat([torch.full((64, 1), tokenizer.bos_token_id), tokens], dim=1)
     with torch.no_grad():
@@ -123,11 +123,11 @@ def test_sampling_is_deterministic_for_the_seed(trained):
     cfg = SamplingConfig(num_samples=50, max_new_tokens=CAP, per_device_sample_batch_size=16)
     a = sample_expressions(model, tokenizer, cfg, seed=4)
     b = sample_expressions(model, tokenizer, cfg, seed=4)
-    assert (a.texts, a.truncated, a.num_tokens) == (b.texts, b.truncated, b.num_tokens)
+    assert (a.texts, a.truncated, a.num_tokens, a.logprobs) == (b.texts, b.truncated, b.num_tokens, b.logprobs)
     assert sample_expressions(model, tokenizer, cfg, seed=5).texts != a.texts
     assert len(sample_expressions(model, tokenizer, cfg, seed=4, num_samples=7).texts) == 7
     empty = sample_expressions(model, tokenizer, cfg, seed=4, num_samples=0)
-    assert (empty.texts, empty.truncated, empty.num_tokens) == ([], [], 0)
+    assert (empty.texts, empty.truncated, empty.num_tokens, empty.logprobs) == ([], [], 0, [])
 
 
 def test_truncated_samples_hit_the_cap_and_the_others_ended_with_eos(trained):
@@ -170,3 +170,21 @@ def test_shards_add_up_and_seeds_differ_per_process():
             assert sum(sizes) == total and max(sizes) - min(sizes) <= 1
     seeds = {process_seed(seed, rank) for seed in range(50) for rank in range(8)}
     assert len(seeds) == 400 and all(0 <= s < 2 ** 63 for s in seeds)
+
+
+def test_each_sample_comes_with_its_log_probability_at_temperature_one(trained):
+    """The sampler's log-probabilities are those of the plain forward at T = 1, whatever T, top-k and top-p drew."""
+    model, tokenizer = trained
+    cfg = SamplingConfig(num_samples=40, temperature=0.7, top_k=5, top_p=0.9, max_new_tokens=20,
+                         per_device_sample_batch_size=16)
+    result = sample_expressions(model, tokenizer, cfg, seed=2)
+    assert sum(result.token_counts) == result.num_tokens and 0 < sum(result.truncated) < 40  # some hit the cap
+    for text, cut, count, logprob in zip(result.texts, result.truncated, result.token_counts, result.logprobs,
+                                         strict=True):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"] + ([] if cut else [tokenizer.eos_token_id])
+        assert len(ids) == count
+        inputs = torch.tensor([[tokenizer.bos_token_id, *ids]])
+        with torch.no_grad():
+            logp = model(inputs).logits[0, :-1].log_softmax(-1)
+        assert logprob == pytest.approx(float(logp[torch.arange(count), ids].sum()), abs=1e-4)
+        assert logprob < 0

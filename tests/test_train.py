@@ -331,9 +331,10 @@ def test_two_processes_train_and_sample_like_one_process(tmp_path):
     _, _, _, _, sample_cfg = mp_worker.setup(mp_worker.PER_DEVICE_BATCH)
     shards = [sample_shard(trained, tokenizer, sample_cfg, seed=3, process_index=i, count=n, max_new_tokens=24)
               for i, n in enumerate([4, 3])]
-    assert ranks[0]["texts"] == shards[0][0] + shards[1][0]
-    assert ranks[0]["truncated"] == shards[0][1] + shards[1][1]
-    assert ranks[0]["num_tokens"] == shards[0][2] + shards[1][2]
+    assert ranks[0]["texts"] == shards[0].texts + shards[1].texts
+    assert ranks[0]["truncated"] == shards[0].truncated + shards[1].truncated
+    assert ranks[0]["num_tokens"] == shards[0].num_tokens + shards[1].num_tokens
+    assert ranks[0]["logprobs"] == pytest.approx(shards[0].logprobs + shards[1].logprobs, abs=1e-5)
     same_seed_rank1 = sample_shard(trained, tokenizer, sample_cfg, seed=3, process_index=0, count=3,
                                    max_new_tokens=24)
-    assert shards[1][0] != same_seed_rank1[0]  # rank 1 does not repeat rank 0's stream
+    assert shards[1].texts != same_seed_rank1.texts  # rank 1 does not repeat rank 0's stream
