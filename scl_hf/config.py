@@ -25,9 +25,11 @@ import yaml
 
 from scl_hf.errors import SclHfError
 from scl_hf.expressions import GeneratorConfig, num_true_expressions
+from scl_hf.selection import SELECTIONS
 
 CYCLES = ("full_synthetic", "balanced", "incremental", "expanding", "accumulate", "accumulate_subsample")
 CURATIONS = ("none", "syntactic", "verified", "correct", "dedup", "quota")
+SELECTS = ("none", *SELECTIONS)  # how a pool of curated samples is cut to the rows needed
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 INIT_FROM = ("scratch", "previous")
 REPORT_TO = ("none", "tensorboard", "wandb")
@@ -200,6 +202,8 @@ class CycleConfig:
     resample_budget: float = 4.0  # extra samples allowed per generation when curation leaves too few, x num_samples
     verifier_error: float = 0.0  # ε: chance the verifier of `verified`/`correct` is wrong on a sample (0.5: blind)
     correction_max_edits: int = 2  # `correct`: a sample needing more token edits to become True is dropped
+    selection_pool: int = 1  # k: curate k x the samples the cycle needs, then keep those `select` picks
+    select: str = "none"  # how the pool is cut: "novelty", "likelihood" or "random" (the null); needs a pool k >= 2
 
     def __post_init__(self) -> None:
         _require_finite(self)
@@ -219,10 +223,32 @@ class CycleConfig:
                  self.verifier_error)
         _require(self.correction_max_edits >= 1, "correction_max_edits", "an integer >= 1",
                  self.correction_max_edits)
+        _require(self.selection_pool >= 1, "selection_pool", "an integer >= 1 (1: no pool)", self.selection_pool)
+        _require(self.select in SELECTS, "select", f"one of {SELECTS}", self.select)
+        if self.select == "none":
+            _require(self.selection_pool == 1, "select", f"one of {SELECTS[1:]} when selection_pool is "
+                     f"{self.selection_pool} (it says how the pool is cut)", self.select)
+            return
+        _require(self.selection_pool >= 2, "selection_pool",
+                 f"an integer >= 2 with select {self.select!r} (a pool of 1 leaves nothing to select)",
+                 self.selection_pool)
+        _require(not self.cycle.startswith("accumulate"), "select",
+                 f"'none' with cycle {self.cycle!r} (it keeps every curated sample: there is no number to select)",
+                 self.select)
+        _require(self.select != "likelihood" or "correct" not in parts, "select",
+                 f"one of {('novelty', 'random')} with curation {self.curation!r}: likelihood scores a sample by "
+                 "the probability the model drew it with, which a corrected row does not have", self.select)
 
     @property
     def curation_steps(self) -> list[str]:
         return [] if self.curation == "none" else self.curation.split("+")
+
+    def extra_samples_allowed(self, num_samples: int) -> float:
+        """Samples a generation may draw beyond S_t's ``num_samples``: ``(k - 1) · num_samples + k ·
+        resample_budget · num_samples`` with k = ``selection_pool`` (a pool of k needs k times the samples, and
+        k times the allowance for rejections; k = 1: ``resample_budget · num_samples``)."""
+        k = self.selection_pool
+        return (k - 1) * num_samples + k * self.resample_budget * num_samples
 
     def new_rows(self, n: int) -> int | None:
         """k of ``new(k)``, the new rows of each generation (``scl_hf/cycles.py``); None: accumulate's kept samples."""
@@ -303,7 +329,7 @@ class Config:
         cap = self.model.n_positions - 1
         _require(self.sampling.max_new_tokens is None or self.sampling.max_new_tokens <= cap, "max_new_tokens",
                  f"null or at most n_positions - 1 = {cap}", self.sampling.max_new_tokens)
-        budget = self.cycle.resample_budget * self.sampling.num_samples  # the extra samples allowed per generation
+        budget = self.cycle.extra_samples_allowed(self.sampling.num_samples)
         _require(math.isfinite(budget), "resample_budget",
                  f"small enough that resample_budget * num_samples (= {self.sampling.num_samples}) is finite",
                  self.cycle.resample_budget)

@@ -37,7 +37,16 @@ that does not parse) is set aside; when the samples run out before every slot is
 fill the rest in order ("as far as the samples allow"). When curation keeps fewer samples than a cycle needs,
 the loop draws more from the same model (up to ``resample_budget`` × ``num_samples`` extra) and records
 ``extra_samples`` and any ``shortfall``, with the cost: ``samples_drawn`` (S_t and the extra samples),
-``samples_per_kept_row`` and the ``seconds`` spent resampling and curating.
+``samples_per_kept_row`` and the ``seconds`` spent resampling, curating and selecting.
+
+Selection spends extra compute per kept row: with ``selection_pool`` = k and m samples needed, curation keeps
+k·m samples (the pool; resampling may then draw up to (k − 1)·``num_samples`` + k·``resample_budget``·``num_samples``
+extra), and ``select`` keeps m of them (``scl_hf.selection``; rows stay in pool order): ``novelty`` greedily
+the sample farthest from those kept so far and from the rows they join, ``likelihood`` the highest
+log-probabilities per token under M_t (T = 1, as the sampler returned them), ``random`` a uniformly random
+subset from ``seed_for(seed, "select", t + 1)`` (the matched null). The rest of the pool is counted as
+rejected ``not_selected``, and the record gains ``selection`` (``select``, ``selection_pool``, ``pool_size``).
+The accumulate cycles keep every curated sample, so they have no number to select and refuse ``select``.
 
 Provenance columns on every row: ``text``, ``origin`` ("real" for D0, "fresh" for fresh real data,
 "synthetic" for samples), ``generation`` (-1 for D0 rows; the producing generation t for samples of
@@ -52,6 +61,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from datasets import Dataset, concatenate_datasets
 
@@ -59,9 +69,10 @@ from scl_hf.config import Config
 from scl_hf.correction import correct_text
 from scl_hf.expressions import make_real_dataset, num_true_expressions, parse
 from scl_hf.rundir import seed_for, tag
+from scl_hf.selection import SELECTIONS, select_likely, select_novel, select_random
 
 COLUMNS = ("text", "origin", "generation", "model_revision")
-REJECT_REASONS = ("syntax_error", "false", "duplicate", "quota", "uncorrectable")
+REJECT_REASONS = ("syntax_error", "false", "duplicate", "quota", "uncorrectable", "not_selected")
 PROVENANCE = ("corrected_from", "edits")  # the columns ``correct`` adds to every row of the datasets it builds
 
 
@@ -117,6 +128,15 @@ def draw(ds: Dataset, k: int, seed: int) -> Dataset:
     return ds.select(keep)
 
 
+class Kept(NamedTuple):
+    """A sample the curation kept: as it joins the data, as it was drawn, the edits between, the model's score."""
+
+    text: str
+    drawn: str
+    edits: int
+    score: float | None  # its log-probability per token under the model that drew it (T = 1); None: not known
+
+
 @dataclass
 class Curator:
     """Applies the curation steps to a stream of samples until ``needed`` are kept.
@@ -142,16 +162,14 @@ class Curator:
     depth_bounds: tuple[int, int] = (1, 5)
     max_edits: int = 2
     correction_seed: int = 0
-    kept: list[str] = field(default_factory=list)
-    kept_from: list[str] = field(default_factory=list)  # each kept sample as drawn (before any correction)
-    kept_edits: list[int] = field(default_factory=list)  # the edits ``correct`` made to it (0: none)
+    rows: list[Kept] = field(default_factory=list)
     offered: int = 0
     rejected: Counter = field(default_factory=Counter)
     verifier_calls: int = 0
     wrong_verdicts: Counter = field(default_factory=Counter)  # "accepted" (not True, kept), "rejected" (True)
     edit_histogram: Counter = field(default_factory=Counter)  # edits -> samples the verifier sent to correction
     _seen: set[str] = field(default_factory=set)
-    _set_aside: list[tuple[str, str, int]] = field(default_factory=list)  # (text, as drawn, edits)
+    _set_aside: list[Kept] = field(default_factory=list)
     _depth_count: Counter = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
@@ -196,52 +214,75 @@ class Curator:
             self._depth_count[tree.depth] += 1
         return None, text, edits
 
-    def _keep(self, text: str, drawn: str, edits: int) -> None:
-        self.kept.append(text)
-        self.kept_from.append(drawn)
-        self.kept_edits.append(edits)
-        self._seen.add(text)
+    def _keep(self, row: Kept) -> None:
+        self.rows.append(row)
+        self._seen.add(row.text)
+
+    @property
+    def kept(self) -> list[str]:
+        """The texts of the kept rows, in the order they were kept."""
+        return [row.text for row in self.rows]
 
     @property
     def satisfied(self) -> bool:
-        return self.needed is not None and len(self.kept) >= self.needed
+        return self.needed is not None and len(self.rows) >= self.needed
 
-    def offer(self, texts: Iterable[str]) -> None:
-        """Curate ``texts`` in order; stop keeping once ``needed`` are kept."""
-        for drawn in texts:
+    def offer(self, texts: Iterable[str], scores: Iterable[float] | None = None) -> None:
+        """Curate ``texts`` in order (``scores``: the model's score of each, kept beside it); stop keeping once
+        ``needed`` are kept."""
+        texts = list(texts)
+        for drawn, score in zip(texts, [None] * len(texts) if scores is None else scores, strict=True):
             if self.satisfied:
                 return
             self.offered += 1
             reason, text, edits = self._judge(drawn)
             if reason is None:
-                self._keep(text, drawn, edits)
+                self._keep(Kept(text, drawn, edits, score))
             elif reason == "quota":
-                self._set_aside.append((text, drawn, edits))
+                self._set_aside.append(Kept(text, drawn, edits, score))
             else:
                 self.rejected[reason] += 1
 
-    def finish(self) -> list[str]:
-        """Fill what quota left empty from the set-aside samples; return the kept samples."""
+    def finish(self) -> list[Kept]:
+        """Fill what quota left empty from the set-aside samples; return the kept rows."""
         while self._set_aside and not self.satisfied and self.needed is not None:
-            text, drawn, edits = self._set_aside.pop(0)
-            if "dedup" in self.steps and (text in self._seen or text in self.existing):
+            row = self._set_aside.pop(0)
+            if "dedup" in self.steps and (row.text in self._seen or row.text in self.existing):
                 self.rejected["duplicate"] += 1
                 continue
-            self._keep(text, drawn, edits)
+            self._keep(row)
         self.rejected["quota"] += len(self._set_aside)
         self._set_aside = []
-        return self.kept
+        return self.rows
 
     def record(self, extra_samples: int) -> dict:
         """The ``data.curation`` block of metrics.json."""
-        shortfall = max(0, self.needed - len(self.kept)) if self.needed is not None else 0
-        return {"steps": list(self.steps), "input": self.offered, "kept": len(self.kept),
+        shortfall = max(0, self.needed - len(self.rows)) if self.needed is not None else 0
+        return {"steps": list(self.steps), "input": self.offered, "kept": len(self.rows),
                 "rejected": {r: self.rejected.get(r, 0) for r in REJECT_REASONS},
                 "extra_samples": extra_samples, "shortfall": shortfall,
                 "verifier_calls": self.verifier_calls,
                 "wrong_verdicts": {k: self.wrong_verdicts.get(k, 0) for k in ("accepted", "rejected")},
                 "corrections": {"made": sum(v for k, v in self.edit_histogram.items() if k > 0),
                                 "edits": {str(k): self.edit_histogram.get(k, 0) for k in range(self.max_edits + 1)}}}
+
+
+def select(method: str, pool: list[Kept], k: int, *, joined: list[str], seed: int) -> list[Kept]:
+    """``k`` rows of the curated ``pool`` (all of them when it holds at most ``k``), by ``method``
+    (``scl_hf.selection``), in pool order: ``novelty`` far from each other and from the ``joined`` rows,
+    ``likelihood`` the highest scores, ``random`` drawn with ``random.Random(seed)``."""
+    if method == "novelty":
+        chosen = select_novel([row.text for row in pool], k, joined)
+    elif method == "likelihood":
+        if any(row.score is None for row in pool):
+            raise ValueError("select 'likelihood' needs each sample's log-probability, and some samples have none "
+                             "(drawn before the sampler returned them): delete that generation's samples to redraw")
+        chosen = select_likely([row.score for row in pool], k)
+    elif method == "random":
+        chosen = select_random(len(pool), k, seed)
+    else:
+        raise ValueError(f"select must be one of {SELECTIONS}, got {method!r}")
+    return [pool[i] for i in chosen]
 
 
 def depth_shares(texts: list[str]) -> dict[int, float]:
@@ -266,9 +307,10 @@ def build_next_dataset(
     d0: Dataset,
     current: Dataset,
     samples: list[str],
-    sample_more: Callable[[int, int], list[str]],
+    sample_more: Callable[[int, int], tuple[list[str], list[float] | None]],
     pool: Dataset | None = None,
     heldout: frozenset[str] | set[str] = frozenset(),
+    scores: list[float] | None = None,
 ) -> NextDataset:
     """Build D_{generation} from D0, D_{generation-1} (``current``) and the samples of M_{generation-1}.
 
@@ -278,9 +320,12 @@ def build_next_dataset(
         d0: the real dataset with provenance.
         current: D_t, what M_t trained on.
         samples: S_t in sampling order (uncurated).
-        sample_more: ``sample_more(k, round)`` draws k more samples from M_t (round 1, 2, ...: fresh streams).
+        sample_more: ``sample_more(k, round)`` draws k more samples from M_t (round 1, 2, ...: fresh streams) and
+            returns them with their scores (or None), as ``samples`` and ``scores`` are given.
         pool: for ``accumulate_subsample``: D0 ∪ S_0 ∪ … ∪ S_{t-1} (curated); ignored otherwise.
         heldout: the held-out set H, which fresh real rows never repeat.
+        scores: each sample's log-probability per token under M_t at temperature 1 (``select: likelihood`` needs
+            them); None: unknown.
     """
     cyc, n, t = cfg.cycle, cfg.data.dataset_size, generation - 1
     seed = seed_for(cfg.training.seed, "draw", generation)
@@ -305,37 +350,52 @@ def build_next_dataset(
         existing |= set(fresh)
 
     num_samples = None if num_new is None else num_new - num_fresh
-    curator = Curator(cyc.curation_steps, num_samples, existing, depth_shares(d0["text"]),
+    selecting = cyc.select != "none"  # the config allows it only where num_samples is a number
+    curator = Curator(cyc.curation_steps, num_samples * cyc.selection_pool if selecting else num_samples, existing,
+                      depth_shares(d0["text"]),
                       verifier_error=cyc.verifier_error,
                       verifier_seed=seed_for(cfg.training.seed, "verify", generation),
                       depth_bounds=(cfg.data.min_depth, cfg.data.max_depth), max_edits=cyc.correction_max_edits,
                       correction_seed=seed_for(cfg.training.seed, "correct", generation))
     start, resampling = time.perf_counter(), 0.0
-    curator.offer(samples)
-    budget, extra, rounds = int(cyc.resample_budget * cfg.sampling.num_samples), 0, 0
-    while num_samples is not None and not curator.satisfied and extra < budget:
-        missing = num_samples - len(curator.kept)
+    curator.offer(samples, scores)
+    budget, extra, rounds = int(cyc.extra_samples_allowed(cfg.sampling.num_samples)), 0, 0
+    while curator.needed is not None and not curator.satisfied and extra < budget:
+        missing = curator.needed - len(curator.rows)
         # ask for enough to cover the observed rejection rate, within the budget
-        keep_rate = max(len(curator.kept) / max(curator.offered, 1), 0.05)
+        keep_rate = max(len(curator.rows) / max(curator.offered, 1), 0.05)
         k = min(budget - extra, max(missing, int(missing / keep_rate * 1.1) + 1))
         rounds += 1
         before = time.perf_counter()
-        more = sample_more(k, rounds)
+        more, more_scores = sample_more(k, rounds)
         resampling += time.perf_counter() - before
-        curator.offer(more)
+        curator.offer(more, more_scores)
         extra += k
     kept = curator.finish()
-    parts.append(rows(kept, "synthetic", t, tag(t)))
+    curating = time.perf_counter() - start - resampling
+    before = time.perf_counter()
+    if selecting:
+        kept = select(cyc.select, kept, num_samples, joined=sorted(existing),
+                      seed=seed_for(cfg.training.seed, "select", generation))
+    selecting_seconds = time.perf_counter() - before
+    parts.append(rows([row.text for row in kept], "synthetic", t, tag(t)))
     if "correct" in cyc.curation_steps:  # every row says what it was drawn as and how many edits made it
         drawn_as, edits = PROVENANCE
-        parts[-1] = parts[-1].add_column(drawn_as, curator.kept_from).add_column(edits, curator.kept_edits)
+        parts[-1] = (parts[-1].add_column(drawn_as, [row.drawn for row in kept])
+                     .add_column(edits, [row.edits for row in kept]))
         parts = [with_provenance(part) for part in parts]
     dataset = concatenate_datasets(parts)
-    record = curator.record(extra) if (cyc.curation_steps or extra) else None
+    record = curator.record(extra) if (cyc.curation_steps or extra or selecting) else None
     if record is not None:  # the cost of what was kept: the thesis is about spending compute on samples
         drawn = len(samples) + extra
         record.update(samples_drawn=drawn, samples_per_kept_row=drawn / len(kept) if kept else None,
-                      seconds={"resampling": resampling, "curating": time.perf_counter() - start - resampling})
+                      seconds={"resampling": resampling, "curating": curating, "selecting": selecting_seconds})
+        if selecting:
+            pool_size = record["kept"]
+            record["rejected"]["not_selected"] = pool_size - len(kept)
+            record.update(kept=len(kept), shortfall=max(0, num_samples - len(kept)),
+                          selection={"select": cyc.select, "selection_pool": cyc.selection_pool,
+                                     "pool_size": pool_size})
     if cyc.cycle == "accumulate_subsample":
         return NextDataset(draw(dataset, n, seed), record, pool=dataset)
     return NextDataset(dataset, record)

@@ -52,7 +52,7 @@ from scl_hf.rundir import (
     write_atomically,
     write_json,
 )
-from scl_hf.sample import sample_expressions
+from scl_hf.sample import SampleResult, sample_expressions
 from scl_hf.tokenizer import build_tokenizer
 from scl_hf.train import make_accelerator, mean_nll, train_model
 
@@ -73,14 +73,18 @@ def check_resume(cfg: Config, allow_config_change: bool = False) -> None:
                           "Use another run_name, or pass --allow_config_change to continue with the new values.")
 
 
-def samples_dataset(texts: list[str], truncated: list[bool], generation: int) -> Dataset:
-    """S_t as saved: each sample with its label, depth (-1: syntax error), truncation and provenance."""
+def samples_dataset(drawn: SampleResult, generation: int) -> Dataset:
+    """S_t as saved: each sample with its label, depth (-1: syntax error), truncation, its log-probability under
+    M_t at temperature 1 and the tokens it sums over (``<eos>`` included), and provenance."""
+    texts = drawn.texts
     trees = [parse(t) for t in texts]
     return Dataset.from_dict({
         "text": texts,
         "label": [label(tree) for tree in trees],
         "depth": [-1 if tree is None else tree.depth for tree in trees],
-        "truncated": truncated,
+        "truncated": drawn.truncated,
+        "logprob": drawn.logprobs,
+        "num_tokens": drawn.token_counts,
         "generation": [generation] * len(texts),
         "model_revision": [tag(generation)] * len(texts),
     })
@@ -104,6 +108,11 @@ def load_stage(path: Path) -> Dataset:
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
+
+
+def _per_token(logprobs: list[float], token_counts: list[int]) -> list[float]:
+    """Each sample's log-probability per token: the score ``select: likelihood`` ranks samples by."""
+    return [lp / max(n, 1) for lp, n in zip(logprobs, token_counts, strict=True)]
 
 
 def _origin_counts(ds: Dataset) -> dict:
@@ -150,20 +159,22 @@ class Loop:
         """D_t from D0, D_{t-1}, S_{t-1} and, when curation needs more samples, M_{t-1}."""
         prev = gen_dir(self.run_dir, t - 1)
         current = load_stage(prev / TRAIN_DATA)
-        samples = load_stage(prev / SAMPLES)["text"]
+        drawn = load_stage(prev / SAMPLES)
+        # the model's score of each sample; S_t saved before the sampler returned log-probabilities has none
+        scores = _per_token(drawn["logprob"], drawn["num_tokens"]) if "logprob" in drawn.column_names else None
         pool = load_stage(prev / POOL) if (prev / POOL).exists() else self.d0
         model = None
 
-        def sample_more(k: int, round_: int) -> list[str]:
+        def sample_more(k: int, round_: int) -> tuple[list[str], list[float]]:
             nonlocal model
             if model is None:
                 model = AutoModelForCausalLM.from_pretrained(prev / MODEL)
             seed = seed_for(self.cfg.training.seed, "sample", t - 1, round=round_)
-            return sample_expressions(model, self.tokenizer, self.cfg.sampling, self.acc, seed=seed,
-                                      num_samples=k).texts
+            more = sample_expressions(model, self.tokenizer, self.cfg.sampling, self.acc, seed=seed, num_samples=k)
+            return more.texts, _per_token(more.logprobs, more.token_counts)
 
-        return build_next_dataset(self.cfg, t, self.d0, current, samples, sample_more, pool=pool,
-                                  heldout=set(self.heldout))
+        return build_next_dataset(self.cfg, t, self.d0, current, drawn["text"], sample_more, pool=pool,
+                                  heldout=set(self.heldout), scores=scores)
 
     def generation(self, t: int) -> dict | None:
         """Generation t, stage by stage; each stage that is already on disk is read instead of redone.
@@ -212,7 +223,7 @@ class Loop:
             if main:
                 write_json(folder / SAMPLING, {"num_samples": len(drawn.texts),
                                                "num_truncated": sum(drawn.truncated), "seconds": drawn.seconds})
-                dataset = samples_dataset(drawn.texts, drawn.truncated, t)
+                dataset = samples_dataset(drawn, t)
                 write_atomically(folder / SAMPLES, lambda tmp: dataset.save_to_disk(str(tmp)))
             acc.wait_for_everyone()
         samples = load_stage(folder / SAMPLES)

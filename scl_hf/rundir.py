@@ -217,6 +217,7 @@ SEED_STAGES = {
     "reference": 6,  # data_seed: R_t, a real sample the size of S_t measured beside it (generation t)
     "verify": 7,  # seed: the imperfect verifier's wrong verdicts while D_t is built (generation t)
     "correct": 8,  # seed: the ties the correction of samples breaks while D_t is built (generation t)
+    "select": 9,  # seed: the random subset `select: random` keeps of the pool while D_t is built (generation t)
 }
 
 

@@ -105,6 +105,16 @@ def test_save_and_load_back_identically(tmp_path):
          r"verifier_error must be 0 unless curation has a verifier step \('verified' or 'correct'; curation is "
          r"'dedup'\)"),
         ({"correction_max_edits": 0}, "correction_max_edits must be an integer >= 1"),
+        ({"selection_pool": 0}, r"selection_pool must be an integer >= 1 \(1: no pool\), got 0"),
+        ({"select": "novelty"}, r"selection_pool must be an integer >= 2 with select 'novelty' \(a pool of 1"),
+        ({"select": "best"}, r"select must be one of \('none', 'novelty', 'likelihood', 'random'\), got 'best'"),
+        ({"selection_pool": 2}, r"select must be one of \('novelty', 'likelihood', 'random'\) when selection_pool "
+                                "is 2"),
+        ({"select": "random", "selection_pool": 2, "cycle": "accumulate"},
+         "select must be 'none' with cycle 'accumulate' .it keeps every curated sample"),
+        ({"select": "likelihood", "selection_pool": 2, "curation": "correct"},
+         r"select must be one of \('novelty', 'random'\) with curation 'correct': likelihood scores"),
+        ({"selection_pool": 2.5, "select": "random"}, "selection_pool must be an integer, got 2.5"),
         ({"and_weight": -1.0}, "and_weight must be a number >= 0"),
     ],
 )
@@ -289,5 +299,7 @@ def test_every_shipped_recipe_is_valid_and_names_its_own_run():
     assert [(beyond[f"verifier_noise_{e}"].cycle.curation, beyond[f"verifier_noise_{e}"].cycle.verifier_error)
             for e in ("010", "030")] == [("verified", 0.1), ("verified", 0.3)]
     assert (beyond["correct"].cycle.curation, beyond["correct"].cycle.correction_max_edits) == ("correct", 2)
+    assert [(beyond[f"select_{m}"].cycle.select, beyond[f"select_{m}"].cycle.selection_pool)
+            for m in ("novelty", "likelihood", "random")] == [("novelty", 2), ("likelihood", 2), ("random", 2)]
     hot = beyond["temperature_100"]
     assert (hot.sampling.temperature, hot.cycle.cycle, hot.cycle.curation) == (1.0, "full_synthetic", "none")

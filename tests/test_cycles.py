@@ -134,7 +134,7 @@ def test_curation_counts(curation, kept, rejected, extra):
     cfg = config(cycle="full_synthetic", curation=curation, num_samples=12, dataset_size=10)
     d0 = real_dataset(cfg)
     pool = iter(make_real_dataset(50, seed=9, exclude=set(MIXED)))
-    out = build_next_dataset(cfg, 1, d0, d0, MIXED, lambda k, r: [next(pool) for _ in range(k)])
+    out = build_next_dataset(cfg, 1, d0, d0, MIXED, lambda k, r: ([next(pool) for _ in range(k)], None))
     assert len(out.dataset) == kept
     if curation == "none":
         assert out.curation is None and out.dataset["text"] == MIXED[:10]
@@ -156,7 +156,7 @@ def test_resampling_is_bounded_by_the_budget_and_records_the_shortfall():
 
     def only_false(k, round_):
         calls.append((k, round_))
-        return ["False"] * k
+        return ["False"] * k, None
 
     out = build_next_dataset(cfg, 1, d0, d0, ["True"] * 3 + ["False"] * 7, only_false)
     assert len(out.dataset) == 3
@@ -172,15 +172,15 @@ def test_quota_keeps_the_depth_distribution_as_far_as_samples_allow():
     shares = {1: 0.25, 2: 0.25, 3: 0.25, 4: 0.25}
     curator = Curator(["quota"], needed=4, depth_shares=shares)
     curator.offer(["True", "(True)", "True", "not False", "True and True", "not not True", "not not not False"])
-    assert curator.finish() == ["True", "not False", "not not True", "not not not False"]
+    assert [row.text for row in curator.finish()] == ["True", "not False", "not not True", "not not not False"]
     assert curator.record(0)["rejected"]["quota"] == 3 and len(d0) == 4
     # too few deep samples: the set-aside ones fill the rest, in order
     curator = Curator(["quota"], needed=4, depth_shares=shares)
     curator.offer(["True", "False", "(True)", "True or False", "bad"])
-    assert curator.finish() == ["True", "True or False", "False", "(True)"]
+    assert [row.text for row in curator.finish()] == ["True", "True or False", "False", "(True)"]
     assert curator.record(0) == {"steps": ["quota"], "input": 5, "kept": 4,
                                  "rejected": {"syntax_error": 0, "false": 0, "duplicate": 0, "quota": 1,
-                                              "uncorrectable": 0},
+                                              "uncorrectable": 0, "not_selected": 0},
                                  "extra_samples": 0, "shortfall": 0, "verifier_calls": 0,
                                  "wrong_verdicts": {"accepted": 0, "rejected": 0},
                                  "corrections": {"made": 0, "edits": {"0": 0, "1": 0, "2": 0}}}
@@ -228,7 +228,7 @@ def test_the_verifier_noise_of_a_generation_is_reproducible_and_recorded():
     d0 = real_dataset(cfg)
 
     def more(k, round_):
-        return make_real_dataset(k, seed=100 + round_, exclude=set(MIXED))
+        return make_real_dataset(k, seed=100 + round_, exclude=set(MIXED)), None
 
     first, again = (build_next_dataset(cfg, 1, d0, d0, MIXED, more) for _ in range(2))
     first.curation.pop("seconds"), again.curation.pop("seconds")
@@ -289,3 +289,63 @@ def test_an_imperfect_verifier_decides_what_goes_to_correction():
     wrong = curator.record(0)["wrong_verdicts"]["accepted"]
     assert 60 <= wrong <= 140 and curator.kept.count("False") == wrong  # wrongly judged True: kept uncorrected
     assert curator.record(0)["corrections"]["made"] == 200 - wrong
+
+
+@pytest.mark.parametrize("method", ["novelty", "likelihood", "random"])
+def test_selection_curates_a_pool_k_times_the_rows_needed_and_keeps_the_needed(method):
+    cfg = config(cycle="balanced", curation="verified", select=method, selection_pool=3, num_samples=10,
+                 dataset_size=10, resample_budget=1.0)
+    d0 = real_dataset(cfg)
+    calls = []
+
+    def more(k, round_):
+        calls.append(k)
+        texts = make_real_dataset(k, seed=200 + round_, exclude=set(MIXED))
+        return texts, [-len(t) / 10 for t in texts]
+
+    scores = [-len(t) / 10 for t in MIXED]
+    out = build_next_dataset(cfg, 1, d0, d0, MIXED, more, scores=scores)
+    record = out.curation
+    synthetic = [t for t, o in zip(out.dataset["text"], out.dataset["origin"], strict=True) if o == "synthetic"]
+    assert len(out.dataset) == 10 and len(synthetic) == 5  # balanced: 5 rows of D0, 5 samples
+    assert record["selection"] == {"select": method, "selection_pool": 3, "pool_size": 15}
+    assert record["kept"] == 5 and record["shortfall"] == 0 and record["rejected"]["not_selected"] == 10
+    assert record["input"] == record["kept"] + sum(record["rejected"].values())
+    assert record["samples_drawn"] == 12 + sum(calls) and record["samples_per_kept_row"] == record["samples_drawn"] / 5
+    assert set(record["seconds"]) == {"resampling", "curating", "selecting"}
+    assert all(classify(t) == "true" for t in synthetic)
+    again = build_next_dataset(cfg, 1, d0, d0, MIXED, more, scores=scores)
+    assert again.dataset["text"] == out.dataset["text"]  # the same generation selects the same rows
+    if method == "likelihood":  # the five shortest of the pool: the score is minus the length
+        pool = [t for t in MIXED if classify(t) == "true"] + make_real_dataset(calls[0], seed=201, exclude=set(MIXED))
+        assert sorted(map(len, synthetic)) == sorted(map(len, pool[:15]))[:5]
+
+
+def test_a_pool_is_drawn_through_the_resampling_budget_scaled_by_k():
+    cfg = config(cycle="full_synthetic", select="random", selection_pool=2, num_samples=10, dataset_size=10,
+                 resample_budget=0.0)
+    d0 = real_dataset(cfg)
+    out = build_next_dataset(cfg, 1, d0, d0, samples_of(10), lambda k, r: (samples_of(k, seed=7), None))
+    assert out.curation["extra_samples"] == 10 and out.curation["selection"]["pool_size"] == 20
+    assert len(out.dataset) == 10 and out.curation["steps"] == []
+    other = build_next_dataset(cfg, 2, d0, d0, samples_of(10), lambda k, r: (samples_of(k, seed=7), None))
+    assert other.dataset["text"] != out.dataset["text"]  # each generation draws its own random subset
+    # a pool the budget cannot fill: selection keeps what there is, and the shortfall is recorded
+    cfg = config(cycle="full_synthetic", curation="verified", select="random", selection_pool=2, num_samples=10,
+                 dataset_size=10, resample_budget=0.0)
+    out = build_next_dataset(cfg, 1, d0, d0, ["True"] * 3 + ["False"] * 7, lambda k, r: (["False"] * k, None))
+    assert len(out.dataset) == 3 and out.curation["shortfall"] == 7 and out.curation["extra_samples"] == 10
+
+
+def test_novelty_selection_avoids_the_rows_it_joins():
+    cfg = config(cycle="expanding", select="novelty", selection_pool=2, num_samples=2, dataset_size=2)
+    d0 = rows(["True", "not True"], "real", -1)
+    out = build_next_dataset(cfg, 1, d0, d0, ["True", "not True", "False", "True or not False"], never_called)
+    assert out.dataset["text"][2:] == ["False", "True or not False"]
+
+
+def test_likelihood_selection_refuses_samples_without_scores():
+    cfg = config(cycle="full_synthetic", select="likelihood", selection_pool=2, num_samples=10, dataset_size=10)
+    d0 = real_dataset(cfg)
+    with pytest.raises(ValueError, match="log-probability"):
+        build_next_dataset(cfg, 1, d0, d0, samples_of(20), never_called)

@@ -22,7 +22,14 @@ from scl_hf.config import build_config, parse_config
 from scl_hf.errors import RunDirError
 from scl_hf.expressions import classify
 from scl_hf.hub.load import point_libraries_at
-from scl_hf.hub.publish import dataset_card, generation_record, model_card, publish_generation
+from scl_hf.hub.publish import (
+    PUBLISHED_FEATURES,
+    dataset_card,
+    generation_record,
+    model_card,
+    publish_generation,
+    published_splits,
+)
 from scl_hf.hub.server import HubServer
 from scl_hf.hub.sync import sync_run
 from scl_hf.hub.target import REAL_ENDPOINT, HubTarget, embedded_repo_ids
@@ -211,7 +218,7 @@ def test_fresh_process_loads_both_generations_with_stock_libraries(published, tm
             assert out[tag]["samples"][column] == samples[column], column
         assert out[tag]["samples"]["origin"] == ["synthetic"] * len(samples)
         assert out[tag]["train"]["label"] == [classify(t) for t in train["text"]]
-        assert set(out[tag]["train"]["truncated"]) == {None}
+        assert set(out[tag]["train"]["truncated"]) == set(out[tag]["train"]["logprob"]) == {None}
     assert out["gen-00"]["train"]["generation"] == [-1] * cfg.data.dataset_size
     assert set(out["gen-01"]["train"]["model_revision"]) == {"gen-00"}  # full_synthetic: all samples of M_00
     metrics = json.loads((cfg.run_dir / "gen_01" / "metrics.json").read_text())["metrics"]
@@ -391,3 +398,35 @@ def test_cards_say_what_an_imperfect_verifier_got_wrong_and_what_was_corrected()
     exact = build_config({"curation": "verified", "run_name": "exact"})
     quiet = generation_record(1, exact, target, metrics)
     assert "Imperfect verifier" not in dataset_card(quiet, exact, target, ["gen-00", "gen-01"])
+
+
+def test_cards_say_what_a_selection_kept_of_its_pool():
+    cfg = build_config({"select": "novelty", "selection_pool": 3, "run_name": "picky"})
+    target = HubTarget("http://127.0.0.1:1", None, *embedded_repo_ids(cfg), embedded=True, server=None)
+    curation = {"steps": [], "input": 300, "kept": 100, "extra_samples": 200, "shortfall": 0,
+                "rejected": {"not_selected": 200}, "samples_drawn": 330, "samples_per_kept_row": 3.3,
+                "selection": {"select": "novelty", "selection_pool": 3, "pool_size": 300}}
+    metrics = {"metrics": {"true_rate": 0.5, "diversity": 0.4},
+               "data": {"num_rows": 100, "curation": curation, "origin_counts": {}}}
+    record = generation_record(1, cfg, target, metrics)
+    line = ("Selected: 100 of a pool of 300 curated samples\n  (3x the rows needed) by `novelty`;\n"
+            "  330 samples drawn in all, 3.30 per kept row.")
+    assert line in model_card(record, cfg, target)
+    assert line in dataset_card(record, cfg, target, ["gen-00", "gen-01"])
+    curation.pop("selection")
+    assert "Selected:" not in dataset_card(generation_record(1, cfg, target, metrics), cfg, target, ["gen-00"])
+
+
+def test_samples_saved_before_log_probabilities_are_published_with_nulls(tmp_path):
+    from datasets import Dataset
+
+    from scl_hf.cycles import rows
+
+    rows(["True", "not False"], "real", -1).save_to_disk(str(tmp_path / "train_data"))
+    Dataset.from_dict({"text": ["True", "Tru"], "label": ["true", "syntax_error"], "depth": [1, -1],
+                       "truncated": [False, True], "generation": [0, 0],
+                       "model_revision": ["gen-00", "gen-00"]}).save_to_disk(str(tmp_path / "samples"))
+    splits = published_splits(tmp_path)
+    assert all(list(ds.features) == list(PUBLISHED_FEATURES) for ds in splits.values())
+    assert splits["samples"]["logprob"] == [None, None] and splits["train"]["num_tokens"] == [None, None]
+    assert splits["samples"]["truncated"] == [False, True] and splits["train"]["label"] == ["true", "true"]

@@ -84,7 +84,9 @@ def test_layout_and_metrics(reference):
     s0 = load_from_disk(str(reference / "gen_00" / "samples"))
     assert set(d1["origin"]) == {"synthetic"} and set(d1["model_revision"]) == {"gen-00"}
     assert d1["text"] == s0["text"]  # full synthetic, no curation: D_1 is S_0
-    assert s0.column_names == ["text", "label", "depth", "truncated", "generation", "model_revision"]
+    assert s0.column_names == ["text", "label", "depth", "truncated", "logprob", "num_tokens", "generation",
+                               "model_revision"]
+    assert all(lp < 0 for lp in s0["logprob"]) and all(n >= 1 for n in s0["num_tokens"])
 
 
 def test_curation_record_is_written_as_it_is(tmp_path):
@@ -105,7 +107,7 @@ def test_an_imperfect_verifier_is_reproducible_across_runs_and_after_a_lost_data
     shutil.rmtree(first / "gen_01")
     run_loop(parse_config(tiny(tmp_path, "--run_name", "a", *args)))
     again = json.loads((first / "gen_01" / "curation.json").read_text())
-    assert again.pop("seconds").keys() == record.pop("seconds").keys() == {"resampling", "curating"}
+    assert again.pop("seconds").keys() == record.pop("seconds").keys() == {"resampling", "curating", "selecting"}
     assert again == record
     assert record["samples_drawn"] == 40 + record["extra_samples"]
     assert record["samples_per_kept_row"] == pytest.approx(record["samples_drawn"] / record["kept"])
@@ -126,6 +128,22 @@ def test_correct_runs_in_the_loop_and_resumes_identically(tmp_path):
     run_loop(parse_config(tiny(tmp_path, "--run_name", "a", *args)))
     second = run_loop(parse_config(tiny(tmp_path, "--run_name", "b", *args)))
     assert snapshot(second) == snapshot(first)
+
+
+@pytest.mark.parametrize("method", ["novelty", "likelihood", "random"])
+def test_selection_runs_in_the_loop_and_resumes_identically(tmp_path, method):
+    args = ["--select", method, "--selection_pool", "2"]
+    run = run_loop(parse_config(tiny(tmp_path, "--run_name", "s", *args)))
+    record = json.loads((run / "gen_01" / "curation.json").read_text())
+    assert record["selection"] == {"select": method, "selection_pool": 2, "pool_size": 80}
+    assert record["kept"] == 40 and record["rejected"]["not_selected"] == 40 and record["shortfall"] == 0
+    assert record["samples_drawn"] == 40 + record["extra_samples"] >= 80
+    d1 = load_from_disk(str(run / "gen_01" / "train_data"))
+    assert len(d1) == 40 and set(d1["origin"]) == {"synthetic"}
+    before = snapshot(run)
+    shutil.rmtree(run / "gen_01")  # as if killed before D_1 was written: the pool is drawn and selected again
+    run_loop(parse_config(tiny(tmp_path, "--run_name", "s", *args)))
+    assert snapshot(run) == before
 
 
 def test_progress_bars_are_restored(tmp_path):

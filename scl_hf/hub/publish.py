@@ -51,7 +51,9 @@ from scl_hf.rundir import METRICS, MODEL, SAMPLES, TRAIN_DATA, gen_dir, generati
 
 # Columns of both splits of a published dataset config: the contract's provenance and sample columns.
 PUBLISHED_FEATURES = {"text": "string", "origin": "string", "generation": "int64", "model_revision": "string",
-                      "label": "string", "depth": "int64", "truncated": "bool"}
+                      "label": "string", "depth": "int64", "truncated": "bool", "logprob": "float64",
+                      "num_tokens": "int64"}
+SAMPLE_ONLY = ("truncated", "logprob", "num_tokens")  # what the sampler knows of a sample: null on training rows
 
 
 def cards_dir() -> Path:
@@ -188,8 +190,9 @@ def published_splits(folder: Path) -> dict:
     """``{"train": D_t, "samples": S_t}`` as published: both with the columns of ``PUBLISHED_FEATURES``.
 
     The splits of one dataset config must share their features, so each gets the other's columns:
-    training rows are classified with the project's parser (``label``, ``depth``; ``truncated`` is
-    unknown for them: null), samples get ``origin`` "synthetic".
+    training rows are classified with the project's parser (``label``, ``depth``; ``SAMPLE_ONLY`` columns are
+    unknown for them: null), samples get ``origin`` "synthetic" (and null ``logprob``/``num_tokens`` when drawn
+    before the sampler returned them).
     """
     from datasets import Features, Value, load_from_disk
 
@@ -201,14 +204,17 @@ def published_splits(folder: Path) -> dict:
         trees = [parse(text) for text in batch["text"]]
         return {"label": [label(tree) for tree in trees],
                 "depth": [-1 if tree is None else tree.depth for tree in trees],
-                "truncated": [None] * len(trees)}
+                **{k: [None] * len(trees) for k in SAMPLE_ONLY}}
 
     # keep_in_memory: a cache file would land in the run directory, next to the saved dataset
     if "label" not in train.column_names:
         train = train.map(classify_batch, batched=True, keep_in_memory=True, features=Features({
-            **train.features, **{k: features[k] for k in ("label", "depth", "truncated")}}))
+            **train.features, **{k: features[k] for k in ("label", "depth", *SAMPLE_ONLY)}}))
     if "origin" not in samples.column_names:
         samples = samples.add_column("origin", ["synthetic"] * len(samples))
+    for k in SAMPLE_ONLY:
+        if k not in samples.column_names:
+            samples = samples.add_column(k, [None] * len(samples), feature=features[k])
     return {split: ds.select_columns(list(features)).cast(features, keep_in_memory=True)
             for split, ds in (("train", train), ("samples", samples))}
 
