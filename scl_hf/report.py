@@ -16,6 +16,8 @@ One run (``write_run_report``): ``report.md`` and PNG figures next to ``config.y
   train_loss.png   training and validation loss of each generation over the run's global step (only for
                    generations with a readable ``train_history.json``; older runs have none)
   curation.png     what curation kept and rejected per generation (only when the run curates)
+  compute.png      diversity beside the samples drawn per kept row, per generation: what the diversity cost
+                   (only when the run curates, selects or resamples)
 Where a generation has a ``reference`` block (the metric on a real sample of S_t's size, drawn like D0),
 each measure's figure draws it as a grey dashed line behind the samples' curve and its table cell shows it
 in parentheses: how far from real, and how large sampling noise alone is. The report ends with the most
@@ -66,7 +68,7 @@ BOOTSTRAP_SEED = 0  # fixed, so the same runs always give the same band
 LABEL_COLORS = {"syntax_error": "#d62728", "false": "#ff7f0e", "true": "#2ca02c"}  # red, orange, green
 # One colour per curation reject reason, exactly the keys of scl_hf.cycles.REJECT_REASONS (a test checks).
 REJECT_COLORS = {"syntax_error": "#d62728", "false": "#ff7f0e", "duplicate": "#9467bd", "quota": "#8c564b",
-                 "uncorrectable": "#e377c2"}
+                 "uncorrectable": "#e377c2", "not_selected": "#7f7f7f"}
 LOSS_FIGURE = "train_loss.png"  # the training-curve figure of a run report
 LOSS_COLORMAP = "viridis"  # sequential: early generations dark, late ones light
 
@@ -87,8 +89,14 @@ class Run:
         return self.config.loop.run_name
 
     def values(self, block: str, key: str) -> list:
-        """``metrics.json[block][key]`` per complete generation (None where absent)."""
-        return [(g.get(block) or {}).get(key) for g in self.generations]
+        """``metrics.json[block][key]`` per complete generation (None where absent); a dotted ``block`` such as
+        ``data.curation`` reads a nested one."""
+        out = []
+        for g in self.generations:
+            for name in block.split("."):
+                g = g.get(name) or {}
+            out.append(g.get(key))
+        return out
 
     @property
     def generation_numbers(self) -> list[int]:
@@ -196,8 +204,8 @@ def summarize(generations: list[int], diversity: list, true_rate: list, threshol
 
 
 def describe(cfg: Config) -> str:
-    """``cycle`` with λ (synthetic_fraction, used by incremental only), the fresh share when any, curation, and the
-    verifier's error rate when it has one."""
+    """``cycle`` with λ (synthetic_fraction, used by incremental only), the fresh share when any, curation, the
+    verifier's error rate when it has one, and the selection with its pool when there is one."""
     parts = [cfg.cycle.cycle]
     if cfg.cycle.cycle == "incremental":
         parts.append(f"λ={cfg.cycle.synthetic_fraction:g}")
@@ -206,6 +214,8 @@ def describe(cfg: Config) -> str:
     parts.append(f"curation={cfg.cycle.curation}")
     if cfg.cycle.verifier_error > 0:
         parts.append(f"verifier_error={cfg.cycle.verifier_error:g}")
+    if cfg.cycle.select != "none":
+        parts.append(f"select={cfg.cycle.select} of {cfg.cycle.selection_pool}x")
     return ", ".join(parts)
 
 
@@ -354,6 +364,7 @@ LIKELIHOODS = [
     ("samples_nll", "samples S_t under M_t itself", "#2ca02c"),
 ]
 LIKELIHOOD_FIGURE = "likelihood.png"
+COMPUTE_FIGURE = "compute.png"
 
 # Training data and cost per generation, on a metrics.json record.
 TRAINING_COLUMNS: list[Column] = [
@@ -394,6 +405,7 @@ def curation_columns() -> list[Column]:
             ("extra_samples", _curation_value("extra_samples")),
             ("shortfall", _curation_value("shortfall")),
             ("samples drawn", _curation_value("samples_drawn")),
+            ("selection pool", lambda gc: _fmt((gc[1].get("selection") or {}).get("pool_size"))),
             ("drawn per kept row", lambda gc: _fmt(gc[1].get("samples_per_kept_row"), 2)),
             ("corrected", lambda gc: _fmt((gc[1].get("corrections") or {}).get("made"))),
             ("verifier calls", _curation_value("verifier_calls")),
@@ -477,6 +489,33 @@ def _plot_diversity(run: Run, path: Path, title: str, threshold: float) -> None:
     ax.set_ylim(0.0, max(1.05 * top, 1.2 * threshold) if np.isfinite(top) else 1.0)
     ax.legend(loc="best")
     _save(fig, path)
+
+
+def _plot_compute(run: Run, path: Path, title: str) -> bool:
+    """Diversity (left) beside the samples drawn per kept row (right), per generation: the thesis is about spending
+    compute on samples. False (nothing drawn) when no generation records what it drew."""
+    cost = _curve(run, "data.curation", "samples_per_kept_row")
+    if not np.isfinite(cost).any():
+        return False
+    fig = Figure(figsize=(10.0, 4.0), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    fig.suptitle(f"What the diversity cost\n{title}", fontsize=10)
+    gens = np.array(run.generation_numbers, dtype=float)
+    for i, (values, ref, ylabel) in enumerate([
+            (_curve(run, "metrics", "diversity"), _curve(run, "reference", "diversity"), "diversity of S_t"),
+            (cost, None, "samples drawn per kept row (for D_t)")]):
+        ax = fig.add_subplot(1, 2, i + 1)
+        ax.set_xlabel("generation")
+        ax.set_ylabel(ylabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(axis="y", alpha=0.3)
+        if ref is not None and np.isfinite(ref).any():
+            ax.plot(gens, ref, color=REFERENCE_COLOR, linestyle="--", marker=".", label=REFERENCE_LABEL, zorder=1)
+            ax.legend(loc="best", fontsize=8)
+        ax.plot(gens, values, marker="o", color="#1f77b4" if i == 0 else "#8c564b")
+        ax.set_ylim(bottom=0.0)
+    _save(fig, path)
+    return True
 
 
 def _plot_likelihood(run: Run, path: Path, title: str) -> bool:
@@ -651,6 +690,8 @@ def write_run_report(run_dir: str | Path, *, threshold: float = COLLAPSE_THRESHO
         if curation:
             _plot_curation(curation, run.path / "curation.png", title)
             lines += ["![curation per generation](curation.png)", ""]
+        if _plot_compute(run, run.path / COMPUTE_FIGURE, title):
+            lines += [f"![diversity beside the samples drawn per kept row]({COMPUTE_FIGURE})", ""]
         lines += ["## Per generation", "", "Rates are shares of the generation's samples; lengths are in word tokens.",
                   "", markdown_table(GENERATION_COLUMNS, run.generations), "", "## Training data and cost", "",
                   markdown_table(TRAINING_COLUMNS, run.generations), ""]
@@ -709,6 +750,7 @@ OVERLAYS = [
     *[("metrics", key, what) for key, what in DISTRIBUTION_MEASURES],
     *[("metrics", key, what) for key, what in DIVERSITY_MEASURES if key not in ("diversity", "distinct_1",
                                                                              "distinct_3")],
+    ("data.curation", "samples_per_kept_row", "samples drawn per kept row (the compute a kept row cost)"),
 ]
 
 

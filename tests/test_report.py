@@ -208,18 +208,28 @@ def test_curation_figure_and_table(tmp_path):
                        curation="verified+dedup")
     text = write_run_report(run_dir).read_text()
     assert "**expanding, fresh=0.5, curation=verified+dedup**" in text
-    older = "| 1 | verified+dedup | 120 | 70 | 5 | 25 | 20 | 0 | n/a | 20 | 30 | n/a | n/a | n/a | n/a | n/a | n/a |"
-    assert older in text  # a record from before the cost and verifier keys
+    older = ("| 1 | verified+dedup | 120 | 70 | 5 | 25 | 20 | 0 | n/a | n/a | 20 | 30 | n/a | n/a | n/a | n/a | n/a "
+             "| n/a | n/a |")
+    assert older in text  # a record from before the cost, verifier and selection keys
+    assert "compute.png" not in text  # nothing says what the samples cost
     kept.update(verifier_calls=115, wrong_verdicts={"accepted": 4, "rejected": 7}, samples_drawn=140,
                 samples_per_kept_row=2.0, corrections={"made": 12, "edits": {"0": 1, "1": 9, "2": 3}})
     kept["rejected"]["uncorrectable"] = 6
     (run_dir / "gen_01" / "metrics.json").write_text(json.dumps(recs[1]))
     text = write_run_report(run_dir).read_text()
-    assert "| 1 | verified+dedup | 120 | 70 | 5 | 25 | 20 | 0 | 6 | 20 | 30 | 140 | 2.00 | 12 | 115 | 4 | 7 |" in text
+    assert "| 1 | verified+dedup | 120 | 70 | 5 | 25 | 20 | 0 | 6 | n/a | 20 | 30 | 140 | n/a | 2.00 | 12 | 115 | 4 " \
+        "| 7 |" in text
     assert "| 0.3000 | 80 |" in text and text.count("| 2.00 |") == 2  # also on the per-generation table
     assert "| 0 | verified" not in text  # generation 0 is built from D0 only
-    assert "](curation.png)" in text
+    assert "](curation.png)" in text and "](compute.png)" in text
     assert_png(run_dir / "curation.png")
+    assert_png(run_dir / "compute.png")
+    # a selecting generation: its pool, and the rows the selection left out
+    kept.update(kept=35, selection={"select": "novelty", "selection_pool": 2, "pool_size": 70})
+    kept["rejected"]["not_selected"] = 35
+    (run_dir / "gen_01" / "metrics.json").write_text(json.dumps(recs[1]))
+    text = write_run_report(run_dir).read_text()
+    assert "| 1 | verified+dedup | 120 | 35 | 5 | 25 | 20 | 0 | 6 | 35 | 20 | 30 | 140 | 70 | 2.00 |" in text
 
 
 def test_diversity_stderr_band(tmp_path):
@@ -552,7 +562,8 @@ def test_every_table_row_has_the_header_length(tmp_path):
         assert {len(row) for row in rows} == {len(rows[0])}, section
     curation = found["Curation"]
     assert curation[0] == ["generation", "steps", "input", "kept", *(f"rejected: {r}" for r in cycles.REJECT_REASONS),
-                           "extra_samples", "shortfall", "samples drawn", "drawn per kept row", "corrected",
+                           "extra_samples", "shortfall", "samples drawn", "selection pool", "drawn per kept row",
+                           "corrected",
                            "verifier calls", "wrong verdicts: accepted", "wrong verdicts: rejected"]
     assert dict(zip(curation[0], curation[1], strict=True))["rejected: false"] == "25"
 
@@ -572,10 +583,11 @@ def test_a_new_reject_reason_is_a_new_curation_column(tmp_path, monkeypatch):
     run_dir = curated_run(tmp_path, {"syntax_error": 5, "false": 25, "duplicate": 20, "quota": 0, "too_long": 7})
     text = write_run_report(run_dir).read_text()
     header, row = tables(text)["Curation"]
-    assert header[-12:-6] == ["rejected: duplicate", "rejected: quota", "rejected: uncorrectable",
-                              "rejected: too_long", "extra_samples", "shortfall"]
-    assert row == ["1", "verified+dedup", "120", "70", "5", "25", "20", "0", "n/a", "7", "20", "30", *["n/a"] * 6]
-    assert "| 1 | verified+dedup | 120 | 70 | 5 | 25 | 20 | 0 | n/a | 7 | 20 | 30 |" in text
+    assert header[-14:-7] == ["rejected: duplicate", "rejected: quota", "rejected: uncorrectable",
+                              "rejected: not_selected", "rejected: too_long", "extra_samples", "shortfall"]
+    assert row == ["1", "verified+dedup", "120", "70", "5", "25", "20", "0", "n/a", "n/a", "7", "20", "30",
+                   *["n/a"] * 7]
+    assert "| 1 | verified+dedup | 120 | 70 | 5 | 25 | 20 | 0 | n/a | n/a | 7 | 20 | 30 |" in text
     assert_png(run_dir / "curation.png")
 
 
@@ -584,3 +596,22 @@ def test_reject_colors_cover_reject_reasons():
     assert all(is_color_like(c) for c in REJECT_COLORS.values())
     assert len(set(REJECT_COLORS.values())) == len(REJECT_COLORS)  # every reason its own colour
     assert report.REPLICATE_KEYS is REPLICATE_KEYS  # groups by the config's own replicate roles
+
+
+def test_comparison_overlays_the_samples_drawn_per_kept_row(tmp_path):
+    """The thesis is about spending compute: levers are compared by what a kept row cost, seeds grouped."""
+    def cost(drawn):
+        return {"steps": [], "input": drawn, "kept": 50, "rejected": {"not_selected": drawn - 50},
+                "extra_samples": drawn - 100, "shortfall": 0, "samples_drawn": drawn,
+                "samples_per_kept_row": drawn / 50,
+                "selection": {"select": "random", "selection_pool": 2, "pool_size": drawn}}
+
+    dirs = [make_run(tmp_path / "runs", f"s{seed}", [record(0, 0.8, 0.1, 0.4, 90),
+                                                      record(1, 0.8, 0.1, 0.3, 90, curation=cost(200 + seed))],
+                     cycle="balanced", select="random", selection_pool=2, seed=seed) for seed in (0, 1)]
+    text = write_comparison_report(dirs, tmp_path / "cmp").read_text()
+    assert "](comparison_samples_per_kept_row.png)" in text and "select=random of 2x" in text
+    assert_png(tmp_path / "cmp" / "comparison_samples_per_kept_row.png")
+    groups = report.group_runs([report.load_run(d) for d in dirs])
+    assert len(groups) == 1  # the seeds are replicates of one experiment
+    np.testing.assert_allclose(groups[0].per_run["samples_per_kept_row"], [[np.nan, 4.0], [np.nan, 4.02]])
