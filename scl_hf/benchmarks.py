@@ -53,6 +53,13 @@ def facts(script: str, argv: list[str] | None, load_before: str, *details: str) 
                       f"load average (1, 5, 15 min) {load_before} before, {load_average()} after."])
 
 
+def run_entry(script: str, argv: list[str] | None, load_before: str, table: str, *details: str) -> str:
+    """One run for a log of runs (``report(..., append=True)``): a ``### Run of <date>`` heading, the
+    ``facts`` line, the table."""
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return "\n".join([f"### Run of {date}", "", facts(script, argv, load_before, *details), "", table, ""])
+
+
 def add_output_arguments(parser: argparse.ArgumentParser, default: Path) -> None:
     """``--write`` (off: print only) and ``--output`` (the Markdown file ``--write`` writes, ``default``)."""
     parser.add_argument("--write", action="store_true", help="also write the result into --output")

@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from scl_hf.benchmarks import add_output_arguments, facts, load_average, report
+from scl_hf.benchmarks import add_output_arguments, load_average, report, run_entry
 from scl_hf.correction import correct_text, naive_distance
 from scl_hf.diversity import word_tokens
 from scl_hf.expressions import TOKENS, label, make_real_dataset, parse
@@ -90,9 +90,7 @@ def main(argv: list[str] | None = None) -> None:
         f"| {n:,} | {labels['syntax_error'] / n:.1%} | {labels['false'] / n:.1%} | {edits[0]:,} | {edits[1]:,} | "
         f"{edits[2]:,} | {edits['dropped']:,} | {seconds:.2f} | {1000 * seconds / n:.3f} | {blind_total:.0f} | "
         f"{blind_total / seconds:.0f}x |"])
-    entry = "\n".join([f"### Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
-                       facts(__file__, argv, load_before), "", table, ""])
-    report(entry, args, HEADING, append=True)
+    report(run_entry(__file__, argv, load_before, table), args, HEADING, append=True)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from scl_hf.benchmarks import add_output_arguments, facts, load_average, report, torch_stack
+from scl_hf.benchmarks import add_output_arguments, load_average, report, run_entry, torch_stack
 from scl_hf.config import parse_config
 from scl_hf.expressions import make_real_dataset
 from scl_hf.loop import Loop
@@ -95,9 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     args = make_parser().parse_args(argv)
     load_before = load_average()
     rows = [measure(config, args.repeats) for config in args.configs]
-    entry = "\n".join([f"### Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
-                       facts(__file__, argv, load_before, torch_stack()), "", table(rows), ""])
-    report(entry, args, HEADING, append=True)
+    report(run_entry(__file__, argv, load_before, table(rows), torch_stack()), args, HEADING, append=True)
 
 
 if __name__ == "__main__":

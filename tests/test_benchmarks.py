@@ -73,7 +73,7 @@ def test_every_bench_script_prints_only_unless_told_to_write(script):
 
 def test_the_bench_scripts_are_covered():
     assert [p.name for p in SCRIPTS] == ["bench_correct.py", "bench_eval.py", "bench_hub.py", "bench_metric.py",
-                                         "bench_sample.py", "bench_train.py"]
+                                         "bench_sample.py", "bench_select.py", "bench_train.py"]
 
 
 def test_bench_eval_prints_one_row_per_recipe(tmp_path, capsys):
@@ -98,3 +98,17 @@ def test_bench_correct_measures_realistic_samples(capsys):
     cells = [c.strip() for c in row.strip("|").split("|")]
     kept, one, two, dropped = (int(c.replace(",", "")) for c in cells[3:7])
     assert cells[0] == "400" and kept + one + two + dropped == 400 and one > two
+
+
+def test_bench_select_keeps_half_of_each_pool_with_each_method(capsys):
+    module = load_script("bench_select")
+    pools = module.pools(300)
+    assert len(set(pools["distinct"])) == 300 and len(set(pools["30% copies"])) < 250
+    assert module.closest_pair(["True", "True"]) == 0.0 and module.closest_pair(["True", "not True"]) == 0.5
+    module.main(["--pool", "300"])
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in capsys.readouterr().out.splitlines()
+            if line.startswith(("| distinct", "| 30% copies"))]
+    assert [(r[0], r[2], r[3]) for r in rows] == [(pool, method, "150") for pool in ("distinct", "30% copies")
+                                                  for method in ("novelty", "likelihood", "random")]
+    novelty, _, null = rows[3:]
+    assert novelty[6] == "1.000" and float(novelty[7]) > float(null[7]) == 0.0  # copies: novelty keeps none
