@@ -362,9 +362,11 @@ def build_next_dataset(
     budget, extra, rounds = int(cyc.extra_samples_allowed(cfg.sampling.num_samples)), 0, 0
     while curator.needed is not None and not curator.satisfied and extra < budget:
         missing = curator.needed - len(curator.rows)
-        # ask for enough to cover the observed rejection rate, within the budget
+        # ask for enough to cover the observed rejection rate, within the budget (without curation steps, only
+        # a selection pool asks: nothing is rejected, and exactly the missing samples are drawn)
         keep_rate = max(len(curator.rows) / max(curator.offered, 1), 0.05)
-        k = min(budget - extra, max(missing, int(missing / keep_rate * 1.1) + 1))
+        wanted = int(missing / keep_rate * 1.1) + 1 if cyc.curation_steps else missing
+        k = min(budget - extra, max(missing, wanted))
         rounds += 1
         before = time.perf_counter()
         more, more_scores = sample_more(k, rounds)

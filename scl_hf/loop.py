@@ -285,7 +285,9 @@ class Loop:
 
     def run(self) -> Path:
         where = f", publishing to {self.hub.endpoint}" if self.hub is not None else ""
-        self.print(f"{self.run_dir}: {self.cfg.cycle.cycle}, curation {self.cfg.cycle.curation}, "
+        cyc = self.cfg.cycle
+        select = f", select {cyc.select} of {cyc.selection_pool}x" if cyc.select != "none" else ""
+        self.print(f"{self.run_dir}: {cyc.cycle}, curation {cyc.curation}{select}, "
                    f"{self.cfg.loop.num_generations} generations on {self.acc.num_processes} process(es), "
                    f"{self.acc.device}{where}")
         for t in range(self.cfg.loop.num_generations):

@@ -501,10 +501,12 @@ def _plot_compute(run: Run, path: Path, title: str) -> bool:
     FigureCanvasAgg(fig)
     fig.suptitle(f"What the diversity cost\n{title}", fontsize=10)
     gens = np.array(run.generation_numbers, dtype=float)
+    first = None
     for i, (values, ref, ylabel) in enumerate([
             (_curve(run, "metrics", "diversity"), _curve(run, "reference", "diversity"), "diversity of S_t"),
             (cost, None, "samples drawn per kept row (for D_t)")]):
-        ax = fig.add_subplot(1, 2, i + 1)
+        ax = fig.add_subplot(1, 2, i + 1, sharex=first)  # one generation axis for both
+        first = first or ax
         ax.set_xlabel("generation")
         ax.set_ylabel(ylabel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

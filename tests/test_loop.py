@@ -137,7 +137,7 @@ def test_selection_runs_in_the_loop_and_resumes_identically(tmp_path, method):
     record = json.loads((run / "gen_01" / "curation.json").read_text())
     assert record["selection"] == {"select": method, "selection_pool": 2, "pool_size": 80}
     assert record["kept"] == 40 and record["rejected"]["not_selected"] == 40 and record["shortfall"] == 0
-    assert record["samples_drawn"] == 40 + record["extra_samples"] >= 80
+    assert record["samples_drawn"] == 40 + record["extra_samples"] == 80 and record["samples_per_kept_row"] == 2.0
     d1 = load_from_disk(str(run / "gen_01" / "train_data"))
     assert len(d1) == 40 and set(d1["origin"]) == {"synthetic"}
     before = snapshot(run)
