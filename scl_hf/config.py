@@ -138,9 +138,13 @@ class TrainingConfig:
     max_grad_norm: float = 1.0
     validation_fraction: float = 0.1  # share of D_t held out for validation and checkpoint selection
     eval_steps: int = 250  # validate (and maybe keep the weights) every this many optimizer steps
+    # stop after this many validations in a row without a new best validation loss (null: train to max_steps)
+    early_stopping_patience: int | None = None
     logging_steps: int = field(default=50, metadata=RESUMABLE)
     mixed_precision: str = "auto"  # "auto": bf16 where the GPU supports it, full precision on CPU
     torch_compile: bool = False
+    # CPU threads of each process (null: the cores this process may use, divided by the processes of the launch)
+    torch_num_threads: int | None = field(default=None, metadata=RESUMABLE_REPLICATE)
     report_to: str = field(default="none", metadata=RESUMABLE_REPLICATE)  # Accelerate tracker, per step and generation
     seed: int = field(default=1337, metadata=REPLICATE)  # every stream but real data's (scl_hf.rundir.seed_for)
 
@@ -163,6 +167,9 @@ class TrainingConfig:
                  self.mixed_precision)
         _require(self.report_to in REPORT_TO, "report_to", f"one of {REPORT_TO}", self.report_to)
         _require(self.seed >= 0, "seed", "an integer >= 0", self.seed)
+        for key in ("early_stopping_patience", "torch_num_threads"):
+            value = getattr(self, key)
+            _require(value is None or value >= 1, key, "null or an integer >= 1", value)
 
 
 @dataclass

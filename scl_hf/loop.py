@@ -54,7 +54,7 @@ from scl_hf.rundir import (
 )
 from scl_hf.sample import SampleResult, sample_expressions
 from scl_hf.tokenizer import build_tokenizer
-from scl_hf.train import make_accelerator, mean_nll, train_model
+from scl_hf.train import make_accelerator, mean_nll, set_cpu_threads, train_model
 
 
 def check_resume(cfg: Config, allow_config_change: bool = False) -> None:
@@ -123,8 +123,9 @@ def _origin_counts(ds: Dataset) -> dict:
 class Loop:
     """One run: the config, its directory, one Accelerator, the tokenizer and D0, shared by all generations."""
 
-    def __init__(self, cfg: Config, accelerator: Accelerator, hub=None):
+    def __init__(self, cfg: Config, accelerator: Accelerator, hub=None, threads: int | None = None):
         self.cfg = cfg
+        self.threads = torch.get_num_threads() if threads is None else threads  # CPU threads of each process
         self.acc = accelerator
         self.run_dir = cfg.run_dir
         self.hub = hub  # a HubTarget on the main process when publishing, else None
@@ -288,8 +289,8 @@ class Loop:
         cyc = self.cfg.cycle
         select = f", select {cyc.select} of {cyc.selection_pool}x" if cyc.select != "none" else ""
         self.print(f"{self.run_dir}: {cyc.cycle}, curation {cyc.curation}{select}, "
-                   f"{self.cfg.loop.num_generations} generations on {self.acc.num_processes} process(es), "
-                   f"{self.acc.device}{where}")
+                   f"{self.cfg.loop.num_generations} generations on {self.acc.device}, "
+                   f"{self.acc.num_processes} process(es) x {self.threads} CPU thread(s){where}")
         for t in range(self.cfg.loop.num_generations):
             problem = marker_problem(self.run_dir, t)
             if problem is None:
@@ -360,6 +361,7 @@ def run_loop(cfg: Config, allow_config_change: bool = False) -> Path:
     """Run (or resume) the loop described by ``cfg``, publishing as its ``hub`` keys say; returns the run directory."""
     check_resume(cfg, allow_config_change)  # on every process, so that all of them stop together
     accelerator = make_accelerator(cfg.training, project_dir=str(cfg.run_dir))
+    threads = set_cpu_threads(cfg.training, accelerator)
     with quiet_libraries():
         lock, hub = _open_run(cfg, accelerator)
         try:
@@ -368,7 +370,7 @@ def run_loop(cfg: Config, allow_config_change: bool = False) -> Path:
             accelerator.wait_for_everyone()
             if cfg.training.report_to != "none":
                 accelerator.init_trackers(cfg.loop.run_name, config=cfg.to_flat())
-            return Loop(cfg, accelerator, hub).run()
+            return Loop(cfg, accelerator, hub, threads).run()
         finally:
             if hub is not None:
                 hub.close()

@@ -378,6 +378,7 @@ TRAINING_COLUMNS: list[Column] = [
     ("final_train_loss", _value("train", "final_train_loss")),
     ("train_tokens", _value("train", "train_tokens")),
     ("train s", _value("train", "seconds", 1)),
+    ("of it validating s", _value("train", "validation_seconds", 1)),
     ("sampling s", _value("sampling", "seconds", 1)),
 ]
 

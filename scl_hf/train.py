@@ -6,7 +6,9 @@ are concatenated into one endless stream (a fresh shuffle per epoch) and packed 
 its own positions and attention mask (``PackedStream``, ``document_inputs``), as when sampling. AdamW with weight
 decay on matrices only, gradient clipping, linear warmup then cosine decay to ``min_learning_rate``,
 a held-out share of the generation's data evaluated every ``eval_steps``, and the weights of the best
-validation loss loaded back at the end (the paper's early stopping: train on, keep the best).
+validation loss loaded back at the end (the paper's early stopping: train on, keep the best). With
+``early_stopping_patience`` = p, training also ends after p validations in a row without a new best (the
+learning-rate schedule is still the one of ``max_steps``: stopping cuts it short, it does not compress it).
 
 Under ``accelerate launch --num_processes N`` every process builds the same stream and takes its own
 slice of each global batch of ``N x per_device_train_batch_size`` blocks: the processes see disjoint
@@ -17,6 +19,7 @@ learning rate is a function of the optimizer step alone, so its schedule has the
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -42,11 +45,14 @@ class TrainResult:
 
     best_val_loss: float  # mean cross-entropy per token (nats) on the held-out split, at best_step
     best_step: int  # optimizer step whose weights were kept
-    steps: int  # optimizer steps taken
+    steps: int  # optimizer steps taken (fewer than max_steps when training stopped early)
     final_train_loss: float  # mean training loss over the last logging window
     train_tokens: int  # input tokens consumed, all processes together
     seconds: float
-    # one record per log ({"step", "loss", "lr", "tokens_per_second"}) and per evaluation ({"step", "val_loss"})
+    stopped_early: bool = False  # early_stopping_patience validations in a row found no new best
+    validation_seconds: float = 0.0  # of ``seconds``, the time spent validating
+    # one record per log ({"step", "loss", "lr", "tokens_per_second"}) and per evaluation
+    # ({"step", "val_loss", "seconds"}: the validation's own time)
     history: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:
@@ -80,6 +86,27 @@ def make_accelerator(cfg: TrainingConfig, project_dir: str | None = None) -> Acc
         # prepared and its N-steps-per-optimizer-step behaviour under N processes never arises.
         step_scheduler_with_optimizer=False,
     )
+
+
+def cpu_threads(requested: int | None, local_processes: int) -> int:
+    """CPU threads for each process: ``requested`` (``torch_num_threads``), else the cores this process may use
+    divided by the processes of the launch on this machine, at least 1.
+
+    OpenMP threads that outnumber the cores spin against each other: on a 2-core machine two runs with torch's
+    default of one thread per core each made a small model's training step ten times slower.
+    """
+    if requested is not None:
+        return requested
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, local_processes))
+
+
+def set_cpu_threads(cfg: TrainingConfig, accelerator: Accelerator) -> int:
+    """Give torch this process's share of the cores (``cpu_threads``); returns the number of threads."""
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes))  # set by accelerate launch
+    threads = cpu_threads(cfg.torch_num_threads, local)
+    torch.set_num_threads(threads)
+    return threads
 
 
 def learning_rate_at(step: int, cfg: TrainingConfig) -> float:
@@ -340,6 +367,7 @@ def train_model(model, tokenizer, dataset, cfg: TrainingConfig, accelerator: Acc
     tokens_per_step = world * batch * block_size * cfg.gradient_accumulation_steps
     history: list[dict] = []
     best_val, best_step, best_state = math.inf, 0, None
+    stale, stopped_early, validation_seconds = 0, False, 0.0  # validations since the last new best
     window_loss = torch.zeros((), device=accelerator.device)  # summed micro-step losses since the last log
     window_count, window_start, final_train_loss = 0, time.perf_counter(), math.nan
     progress = tqdm(total=cfg.max_steps, disable=not accelerator.is_local_main_process, desc="train")
@@ -371,8 +399,26 @@ def train_model(model, tokenizer, dataset, cfg: TrainingConfig, accelerator: Acc
                 window_loss += loss.detach()
                 window_count += 1
             done = step + 1
+            # validation: keep the weights whenever the held-out loss improves; stop when it has not for a while
+            if done % cfg.eval_steps == 0 or done == cfg.max_steps:
+                eval_start = time.perf_counter()
+                val_loss = evaluate_loss(forward, val_inputs, val_targets, accelerator, batch, bos_id)
+                eval_seconds = time.perf_counter() - eval_start
+                val_record = {"step": done, "val_loss": val_loss, "seconds": eval_seconds}
+                accelerator.log({"train/val_loss": val_loss}, step=step_offset + done)
+                if best_state is None or val_loss < best_val or math.isnan(best_val):
+                    best_val, best_step, stale = val_loss, done, 0
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                else:
+                    stale += 1
+                # every process holds the same reduced val_loss, so all of them stop at the same step
+                stopped_early = cfg.early_stopping_patience is not None and stale >= cfg.early_stopping_patience
+                validation_seconds += eval_seconds
+                window_start += time.perf_counter() - eval_start  # tokens/s counts training time only
+            else:
+                val_record = None
             # logging: mean training loss over the window, all processes
-            if done % cfg.logging_steps == 0 or done == cfg.max_steps:
+            if done % cfg.logging_steps == 0 or done == cfg.max_steps or stopped_early:
                 mean_loss = accelerator.reduce(window_loss / window_count, reduction="mean").item()
                 now = time.perf_counter()
                 steps_in_window = window_count // cfg.gradient_accumulation_steps
@@ -385,17 +431,11 @@ def train_model(model, tokenizer, dataset, cfg: TrainingConfig, accelerator: Acc
                 final_train_loss = mean_loss
                 window_loss.zero_()
                 window_count, window_start = 0, time.perf_counter()
-            # validation: keep the weights whenever the held-out loss improves
-            if done % cfg.eval_steps == 0 or done == cfg.max_steps:
-                eval_start = time.perf_counter()
-                val_loss = evaluate_loss(forward, val_inputs, val_targets, accelerator, batch, bos_id)
-                history.append({"step": done, "val_loss": val_loss})
-                accelerator.log({"train/val_loss": val_loss}, step=step_offset + done)
-                if best_state is None or val_loss < best_val or math.isnan(best_val):
-                    best_val, best_step = val_loss, done
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                window_start += time.perf_counter() - eval_start  # tokens/s counts training time only
+            if val_record is not None:
+                history.append(val_record)
             progress.update(1)
+            if stopped_early:
+                break
     progress.close()
 
     # hand back the caller's model with the best weights, forward unpatched from mixed precision
@@ -405,9 +445,11 @@ def train_model(model, tokenizer, dataset, cfg: TrainingConfig, accelerator: Acc
     return TrainResult(
         best_val_loss=best_val,
         best_step=best_step,
-        steps=cfg.max_steps,
+        steps=done,
         final_train_loss=final_train_loss,
-        train_tokens=cfg.max_steps * tokens_per_step,
+        train_tokens=done * tokens_per_step,
         seconds=time.perf_counter() - start,
+        stopped_early=stopped_early,
+        validation_seconds=validation_seconds,
         history=history,
     )

@@ -94,7 +94,7 @@ def test_run_report_tables_are_exact(tmp_path):
         in text
     assert "| 2 | 100 | 0.7000 | 0.2000 | 0.1000 | 0.0500 | 30 | 0.3000 | 0.2500 | 12.35 | 40 | 3.50 | 2 | 0.3000 |" \
         in text
-    assert "| 2 | 100 | 50 | 50 | 0 | 50 | 40 | 0.6000 | 20000 | 3.2 | 1.5 |" in text  # training data and cost
+    assert "| 2 | 100 | 50 | 50 | 0 | 50 | 40 | 0.6000 | 20000 | 3.2 | n/a | 1.5 |" in text  # training data, cost
     assert "cycle: incremental\nsynthetic_fraction: 0.5\n" in text  # the config, as YAML
     for name in ("correctness", "diversity", "unique"):
         assert f"![{name}" in text and f"]({name}.png)" in text  # relative links

@@ -59,7 +59,8 @@ def tiny_run(steps=8, **overrides):
 
 
 def without_speed(history):
-    return [{k: v for k, v in record.items() if k != "tokens_per_second"} for record in history]
+    """The history without what depends on timing: training speed, and each validation's own seconds."""
+    return [{k: v for k, v in record.items() if k not in ("tokens_per_second", "seconds")} for record in history]
 
 
 def test_learning_rate_warms_up_linearly_then_decays_by_cosine_to_the_floor():
@@ -176,7 +177,10 @@ def test_training_is_deterministic_and_lowers_the_loss():
     assert a.best_val_loss == b.best_val_loss and a.best_step in (4, 8)
     assert all(torch.equal(p, q) for p, q in zip(model_a.parameters(), model_b.parameters(), strict=True))
     assert not model_a.training
-    assert set(a.to_json()) == {"best_val_loss", "best_step", "steps", "final_train_loss", "train_tokens", "seconds"}
+    assert set(a.to_json()) == {"best_val_loss", "best_step", "steps", "final_train_loss", "train_tokens", "seconds",
+                                "stopped_early", "validation_seconds"}
+    assert not a.stopped_early and 0 < a.validation_seconds < a.seconds
+    assert all(r["seconds"] > 0 for r in a.history if "val_loss" in r)  # each validation timed
 
 
 def test_mean_nll_is_the_validation_loss_on_other_texts():
@@ -212,6 +216,34 @@ def test_the_best_validation_weights_are_loaded_back(monkeypatch):
     final = model.state_dict()
     assert all(torch.equal(final[k], snapshots[1][k]) for k in final)  # the step-8 weights, not the last ones
     assert not all(torch.equal(final[k], snapshots[2][k]) for k in final)
+
+
+@pytest.mark.parametrize(("patience", "steps", "stopped"), [(2, 16, True), (3, 20, False), (None, 20, False)])
+def test_training_stops_after_patience_validations_without_a_new_best(monkeypatch, patience, steps, stopped):
+    tokenizer, model, dataset, cfg = tiny_run(steps=20, eval_steps=4, logging_steps=3,
+                                              early_stopping_patience=patience)
+    losses = iter([3.0, 1.0, 2.0, 1.5, 0.5])  # a new best at steps 4, 8 and 20: two stale ones between
+
+    monkeypatch.setattr(train_module, "evaluate_loss", lambda *args: next(losses))
+    result = train_model(model, tokenizer, dataset, cfg, make_accelerator(cfg), seed=0)
+    assert (result.steps, result.stopped_early) == (steps, stopped)
+    assert result.train_tokens == steps * 2 * TINY.n_positions
+    assert (result.best_step, result.best_val_loss) == ((8, 1.0) if stopped else (20, 0.5))
+    assert [r["step"] for r in result.history if "val_loss" in r] == list(range(4, steps + 1, 4))
+    assert result.history[-2]["step"] == steps and "loss" in result.history[-2]  # the last window is logged
+
+
+def test_each_process_gets_its_share_of_the_cores(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+    assert [train_module.cpu_threads(None, n) for n in (1, 2, 3, 16, 32)] == [16, 8, 5, 1, 1]
+    assert train_module.cpu_threads(3, 8) == 3  # torch_num_threads wins
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+        cfg = TrainingConfig()
+        assert train_module.set_cpu_threads(cfg, make_accelerator(cfg)) == 4 == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_tensorboard_receives_the_training_curve(tmp_path):
