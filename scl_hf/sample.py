@@ -1,8 +1,12 @@
-"""Fast batched sampling of expressions from ``<bos>``, with a KV cache and batch compaction.
+"""Fast batched sampling of expressions from ``<bos>``, with a KV cache and continuous batching.
 
-Every sequence starts from ``<bos>`` alone, so all sequences of a batch are always the same length and
-need no padding or attention mask. A sequence that emits ``<eos>`` (or reaches the length cap) leaves
-the batch at once, cache rows included: the work follows the mean sample length, not the longest.
+Every sequence starts from ``<bos>`` alone, and a sequence that emits ``<eos>`` (or reaches the length cap)
+leaves its batch row at once, so the work follows the mean sample length, not the longest. On a GPU the row is
+given to the next sequence, which starts from ``<bos>`` at position 0 in the same step (continuous batching):
+every step decodes a full batch until no sequence is left to start, and only the last batch shrinks. Rows are
+then at different positions, so each attends to its own cached positions only (a length mask). On a CPU a
+step costs in proportion to its rows, so batches run one after the other and shrink (swap-remove), which
+measured faster there than refilling with its full-size cache.
 The decoding forward is GPT-2's, written out for one token per row over a preallocated cache (the
 model's own modules do the work), which avoids the per-step concatenation of a growing cache.
 Each sequence is still sampled exactly as ``model.generate(do_sample=True)`` would sample it
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,9 +83,13 @@ class KVCache:
     compaction copies one row per finished sequence instead of the whole batch.
     """
 
-    def __init__(self, layers: int, rows: int, heads: int, head_dim: int, max_len: int, device, dtype) -> None:
+    def __init__(self, layers: int, rows: int, heads: int, head_dim: int, max_len: int, device, dtype,
+                 zeroed: bool = False) -> None:
         self.max_len = max_len
-        self.data = torch.empty(layers, 2, rows, heads, min(64, max_len), head_dim, device=device, dtype=dtype)
+        # zeroed: rows at different positions attend over slots they never wrote (masked out), and masked garbage
+        # must still be finite (0 x NaN is NaN). Else empty: zeroing gigabytes of cache costs seconds on a CPU.
+        self.new = torch.zeros if zeroed else torch.empty
+        self.data = self.new(layers, 2, rows, heads, min(64, max_len), head_dim, device=device, dtype=dtype)
 
     def reserve(self, length: int, rows: int) -> None:
         """Make room for ``length`` positions, keeping the first ``rows`` rows."""
@@ -89,7 +98,8 @@ class KVCache:
             return
         while capacity < length:
             capacity = min(2 * capacity, self.max_len)
-        grown = self.data.new_empty(*self.data.shape[:4], capacity, self.data.shape[5])
+        grown = self.new(*self.data.shape[:4], capacity, self.data.shape[5], device=self.data.device,
+                         dtype=self.data.dtype)
         grown[:, :, :rows, :, : self.data.shape[4]] = self.data[:, :, :rows]
         self.data = grown
 
@@ -98,24 +108,40 @@ class KVCache:
         self.data[:, :, dst, :, :length] = self.data[:, :, src, :, :length]
 
 
-def _decode_step(model, cache: KVCache, tokens: torch.Tensor, position: int) -> torch.Tensor:
-    """Logits ``(n, vocab)`` after feeding ``tokens`` ``(n,)`` at ``position`` to the first ``n`` cache rows.
+def _decode_step(model, cache: KVCache, tokens: torch.Tensor, positions: torch.Tensor, span: int,
+                 aligned: bool) -> torch.Tensor:
+    """Logits ``(n, vocab)`` after feeding ``tokens`` ``(n,)`` at ``positions`` ``(n,)`` to the first ``n`` cache
+    rows; ``span`` = ``max(positions) + 1``, ``aligned``: every row is at the same position.
 
     The GPT-2 forward written out for one new token per row, reusing the model's own modules (so
-    every config option of the blocks applies) with attention over the preallocated cache.
+    every config option of the blocks applies) with attention over the preallocated cache. A row attends to
+    its own positions ``0..positions[row]`` only: rows that started later are shorter, and the slots beyond a
+    row's position hold a finished sequence's keys, masked out.
     """
     gpt = model.transformer
     n = tokens.shape[0]
-    x = gpt.wte(tokens) + gpt.wpe.weight[position]  # (n, n_embd)
+    rows = torch.arange(n, device=tokens.device)
+    x = gpt.wte(tokens) + gpt.wpe(positions)  # (n, n_embd)
+    # one query per row over the cached positions: no causal mask, only each row's own length. Unaligned rows
+    # use a hand-written attention: SDPA given a mask copies the strided cache slice every step, while batched
+    # matrix products read it in place ((rows, heads) merge into one batch dimension of the cache's layout).
+    if not aligned:
+        bias = torch.zeros(n, span, device=tokens.device, dtype=torch.float32)
+        bias.masked_fill_(torch.arange(span, device=tokens.device) > positions[:, None], -float("inf"))
     for layer, block in enumerate(gpt.h):
         attn = block.attn
-        q, k, v = attn.c_attn(block.ln_1(x)).view(n, 3, attn.num_heads, attn.head_dim).unbind(1)  # (n, heads, d)
-        cache.data[layer, 0, :n, :, position] = k
-        cache.data[layer, 1, :n, :, position] = v
-        keys = cache.data[layer, 0, :n, :, : position + 1]  # (n, heads, position + 1, d)
-        values = cache.data[layer, 1, :n, :, : position + 1]
-        # one query per row attends to every cached position: no causal mask needed
-        y = F.scaled_dot_product_attention(q.unsqueeze(2), keys, values, scale=attn.scaling)
+        heads, d = attn.num_heads, attn.head_dim
+        q, k, v = attn.c_attn(block.ln_1(x)).view(n, 3, heads, d).unbind(1)  # (n, heads, d)
+        cache.data[layer, 0, rows, :, positions] = k
+        cache.data[layer, 1, rows, :, positions] = v
+        keys = cache.data[layer, 0, :n, :, :span]  # (n, heads, span, d)
+        values = cache.data[layer, 1, :n, :, :span]
+        if aligned:
+            y = F.scaled_dot_product_attention(q.unsqueeze(2), keys, values, scale=attn.scaling)
+        else:
+            scores = torch.bmm(keys.reshape(n * heads, span, d), q.reshape(n * heads, d, 1)).view(n, heads, span)
+            weights = (scores.float() * attn.scaling + bias[:, None, :]).softmax(dim=-1).to(values.dtype)
+            y = torch.bmm(weights.view(n * heads, 1, span), values.reshape(n * heads, span, d))
         x = x + attn.c_proj(y.reshape(n, -1))
         x = x + block.mlp(block.ln_2(x))
     return model.lm_head(gpt.ln_f(x))
@@ -123,9 +149,17 @@ def _decode_step(model, cache: KVCache, tokens: torch.Tensor, position: int) -> 
 
 @torch.no_grad()
 def sample_token_ids(model, num_sequences: int, bos_token_id: int, eos_token_id: int, max_new_tokens: int,
-                     cfg: SamplingConfig, generator: torch.Generator
+                     cfg: SamplingConfig, generator: torch.Generator, batch_size: int | None = None,
+                     refill: bool = False, on_step: Callable[[int], None] | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Sample ``num_sequences`` continuations of ``<bos>`` together, compacting the batch as they finish.
+    """Sample ``num_sequences`` continuations of ``<bos>``, ``batch_size`` (default: all) at a time.
+
+    ``refill``: a row whose sequence ends starts the next sequence at once (continuous batching), so every step
+    decodes a full batch until no sequence is left to start; then finished rows leave (swap-remove) and the last
+    ones shrink the batch. Else batch after batch, each shrinking as its rows finish. Sequences are numbered in
+    the order they start; each is sampled token by token from its own prefix, as
+    ``model.generate(do_sample=True)`` samples it. ``on_step(finished)``, when given, is called after every
+    decoding step with the number of sequences finished so far (benchmarks time the tail with it).
 
     Returns:
         ``(tokens, lengths, logprobs)`` on the CPU: ``tokens`` is ``(num_sequences, max_new_tokens)``, valid up to
@@ -134,39 +168,63 @@ def sample_token_ids(model, num_sequences: int, bos_token_id: int, eos_token_id:
     """
     config = model.config
     device = model.lm_head.weight.device
+    batch = min(num_sequences, batch_size or num_sequences)
+    if batch < num_sequences and not refill:  # batch after batch, one generator
+        parts, first = [], 0
+        while first < num_sequences:
+            count = min(batch, num_sequences - first)
+            step = None if on_step is None else (lambda done, base=first: on_step(base + done))
+            parts.append(sample_token_ids(model, count, bos_token_id, eos_token_id, max_new_tokens, cfg, generator,
+                                          on_step=step))
+            first += count
+        return tuple(torch.cat(tensors) for tensors in zip(*parts, strict=True))
     # keys and values come out of the projections in the autocast dtype when one is active (bf16 on GPUs)
     dtype = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else model.dtype
-    cache = KVCache(config.n_layer, num_sequences, config.n_head, config.n_embd // config.n_head, max_new_tokens,
-                    device, dtype)
+    cache = KVCache(config.n_layer, batch, config.n_head, config.n_embd // config.n_head, max_new_tokens,
+                    device, dtype, zeroed=batch < num_sequences)
     out = torch.zeros(num_sequences, max_new_tokens, dtype=torch.long, device=device)
     lengths = torch.full((num_sequences,), max_new_tokens, dtype=torch.long, device=device)
     logprobs = torch.zeros(num_sequences, dtype=torch.float64, device=device)
-    row = torch.arange(num_sequences, device=device)  # original sequence held by each live batch row
-    inputs = torch.full((num_sequences,), bos_token_id, dtype=torch.long, device=device)
-    n = num_sequences
-    for t in range(max_new_tokens):
-        cache.reserve(t + 1, n)
-        logits = _decode_step(model, cache, inputs[:n], t).float()
+    seq = torch.arange(batch, device=device)  # the sequence each live row decodes
+    pos = torch.zeros(batch, dtype=torch.long, device=device)  # the position each live row feeds next
+    inputs = torch.full((batch,), bos_token_id, dtype=torch.long, device=device)
+    n, started, finished_total, aligned = batch, batch, 0, True
+    while n > 0:
+        span = int(pos[:n].max()) + 1
+        cache.reserve(span, n)
+        logits = _decode_step(model, cache, inputs[:n], pos[:n], span, aligned).float()
         probs = warp_logits(logits, cfg.temperature, cfg.top_k, cfg.top_p).softmax(dim=-1)
         drawn = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-        out[row[:n], t] = drawn
-        logprobs[row[:n]] += logits.log_softmax(dim=-1).gather(1, drawn[:, None]).squeeze(1).double()
+        live_seq, live_pos = seq[:n], pos[:n]
+        out[live_seq, live_pos] = drawn
+        logprobs[live_seq] += logits.log_softmax(dim=-1).gather(1, drawn[:, None]).squeeze(1).double()
+        ended = (drawn == eos_token_id) | (live_pos + 1 == max_new_tokens)
         inputs[:n] = drawn
-        finished = drawn == eos_token_id
-        num_finished = int(finished.sum())
-        if num_finished == 0:
-            continue
-        lengths[row[:n][finished]] = t + 1
-        # swap-remove: live rows from the tail of the batch move into the holes left by finished ones
-        keep = n - num_finished
-        holes = finished[:keep].nonzero().squeeze(1)
-        movers = keep + (~finished[keep:]).nonzero().squeeze(1)
-        if holes.numel():
-            cache.move_rows(movers, holes, t + 1)
-            row[holes], inputs[holes] = row[movers], inputs[movers]
-        n = keep
-        if n == 0:
-            break
+        pos[:n] += 1
+        done = ended.nonzero().squeeze(1)
+        if done.numel():
+            lengths[live_seq[done]] = live_pos[done]  # already advanced: the tokens generated, the last included
+            finished_total += done.numel()
+            # refill: as many ended rows as there are sequences left start one each, from <bos> at position 0
+            refill = done[: num_sequences - started]
+            if refill.numel():
+                seq[refill] = torch.arange(started, started + refill.numel(), device=device)
+                pos[refill], inputs[refill] = 0, bos_token_id
+                started += refill.numel()
+                aligned = False
+            gone = done[refill.numel():]  # ended with nothing left to start: the row leaves the batch
+            if gone.numel():
+                leaving = torch.zeros(n, dtype=torch.bool, device=device)
+                leaving[gone] = True
+                keep = n - gone.numel()
+                holes = leaving[:keep].nonzero().squeeze(1)
+                movers = keep + (~leaving[keep:]).nonzero().squeeze(1)
+                if holes.numel():  # live rows from the tail of the batch move into the holes
+                    cache.move_rows(movers, holes, span)
+                    seq[holes], pos[holes], inputs[holes] = seq[movers], pos[movers], inputs[movers]
+                n = keep
+        if on_step is not None:
+            on_step(finished_total)
     return out.cpu(), lengths.cpu(), logprobs.cpu()
 
 
@@ -180,21 +238,19 @@ def sample_shard(model, tokenizer, cfg: SamplingConfig, *, seed: int, process_in
     start = time.perf_counter()
     eos = tokenizer.eos_token_id
     generator = torch.Generator(device=model.lm_head.weight.device).manual_seed(process_seed(seed, process_index))
-    result = SampleResult(texts=[], truncated=[], num_tokens=0, seconds=0.0, logprobs=[], token_counts=[])
-    for first in range(0, count, cfg.per_device_sample_batch_size):
-        n = min(cfg.per_device_sample_batch_size, count - first)
-        tokens, lengths, logprobs = sample_token_ids(model, n, tokenizer.bos_token_id, eos, max_new_tokens, cfg,
-                                                     generator)
-        ended = tokens[torch.arange(n), lengths - 1] == eos  # else the sequence hit the cap
-        rows = [ids[: length - end] for ids, length, end in zip(tokens.tolist(), lengths.tolist(), ended.tolist(),
-                                                                strict=True)]
-        result.texts.extend(tokenizer.batch_decode(rows, skip_special_tokens=False))
-        result.truncated.extend((~ended).tolist())
-        result.num_tokens += int(lengths.sum())
-        result.logprobs.extend(logprobs.tolist())
-        result.token_counts.extend(lengths.tolist())
-    result.seconds = time.perf_counter() - start
-    return result
+    if count == 0:
+        return SampleResult(texts=[], truncated=[], num_tokens=0, seconds=0.0, logprobs=[], token_counts=[])
+    # continuous batching where a decoding step costs about the same for any batch (a GPU); on a CPU a step
+    # costs its rows, so refilling gains little and its full-size cache costs more (docs/BENCHMARKS.md)
+    tokens, lengths, logprobs = sample_token_ids(model, count, tokenizer.bos_token_id, eos, max_new_tokens, cfg,
+                                                 generator, batch_size=cfg.per_device_sample_batch_size,
+                                                 refill=model.lm_head.weight.device.type == "cuda")
+    ended = tokens[torch.arange(count), lengths - 1] == eos  # else the sequence hit the cap
+    rows = [ids[: length - end] for ids, length, end in zip(tokens.tolist(), lengths.tolist(), ended.tolist(),
+                                                            strict=True)]
+    return SampleResult(texts=tokenizer.batch_decode(rows, skip_special_tokens=False), truncated=(~ended).tolist(),
+                        num_tokens=int(lengths.sum()), seconds=time.perf_counter() - start,
+                        logprobs=logprobs.tolist(), token_counts=lengths.tolist())
 
 
 def sample_expressions(model, tokenizer, cfg: SamplingConfig, accelerator: Accelerator | None = None, *,
