@@ -2,6 +2,7 @@
 
 import argparse
 import importlib.util
+import os
 import platform
 import re
 from pathlib import Path
@@ -72,8 +73,9 @@ def test_every_bench_script_prints_only_unless_told_to_write(script):
 
 
 def test_the_bench_scripts_are_covered():
-    assert [p.name for p in SCRIPTS] == ["bench_correct.py", "bench_eval.py", "bench_hub.py", "bench_metric.py",
-                                         "bench_sample.py", "bench_select.py", "bench_train.py"]
+    assert [p.name for p in SCRIPTS] == ["bench_correct.py", "bench_early_stopping.py", "bench_eval.py",
+                                         "bench_gpu.py", "bench_hub.py", "bench_metric.py", "bench_sample.py",
+                                         "bench_select.py", "bench_threads.py", "bench_train.py"]
 
 
 def test_bench_eval_prints_one_row_per_recipe(tmp_path, capsys):
@@ -112,3 +114,51 @@ def test_bench_select_keeps_half_of_each_pool_with_each_method(capsys):
                                                   for method in ("novelty", "likelihood", "random")]
     novelty, _, null = rows[3:]
     assert novelty[6] == "1.000" and float(novelty[7]) > float(null[7]) == 0.0  # copies: novelty keeps none
+
+
+def tiny_recipe(tmp_path: Path) -> Path:
+    """The smoke config shrunk to seconds per generation."""
+    smoke = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(f"base: {smoke}\ndataset_size: 40\nnum_samples: 40\nheldout_size: 40\nmax_steps: 12\n"
+                      "eval_steps: 2\nlogging_steps: 2\nwarmup_steps: 2\nper_device_train_batch_size: 4\n"
+                      "max_new_tokens: 60\n")
+    return recipe
+
+
+def test_bench_early_stopping_compares_the_same_run_trained_to_the_end(tmp_path, capsys):
+    load_script("bench_early_stopping").main(["--configs", str(tiny_recipe(tmp_path)), "--generations", "2",
+                                              "--patience", "1"])
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| tiny.yaml")]
+    assert [r[1] for r in rows] == ["0", "1", "all"]
+    full, early = (int(x) for x in rows[0][2].split(" / "))
+    assert full == 12 and 1 <= early <= 12 and rows[0][8] in ("yes", "no")
+    if early == 12:  # never stale twice in a row: the same weights, the same samples
+        assert rows[0][8] == "yes"
+
+
+def test_bench_threads_runs_each_layout_to_the_end(tmp_path, capsys):
+    load_script("bench_threads").main(["--config", str(tiny_recipe(tmp_path)), "--generations", "1"])
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| ") and " x " in line.split("|")[1]]
+    cores = len(os.sched_getaffinity(0))
+    assert [(int(r[1]), int(r[2]), int(r[3])) for r in rows] == [(1, cores, 1), (cores, 1, cores)]
+    assert all(float(r[5]) > 0 for r in rows)
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_its_steps_in_cpu_mode(tmp_path):
+    """The GPU machine's one command, at tiny shapes on a CPU: it cannot rot between the rare GPU sessions."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.sh"
+    env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(["bash", str(script), "--cpu"], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line.split("|")[1].strip() for line in proc.stdout.splitlines() if line.startswith("| ")]
+    assert rows[1:] == ["training, no, eager", "sampling 50 expressions", "one generation end to end (smoke.yaml)"]
+    assert "| cuda False |" in proc.stdout
+    bad = subprocess.run(["bash", str(script), "--fast"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "unknown argument --fast (allowed: --cpu, --write)" in bad.stderr
