@@ -206,13 +206,13 @@ def sample_token_ids(model, num_sequences: int, bos_token_id: int, eos_token_id:
             lengths[live_seq[done]] = live_pos[done]  # already advanced: the tokens generated, the last included
             finished_total += done.numel()
             # refill: as many ended rows as there are sequences left start one each, from <bos> at position 0
-            refill = done[: num_sequences - started]
-            if refill.numel():
-                seq[refill] = torch.arange(started, started + refill.numel(), device=device)
-                pos[refill], inputs[refill] = 0, bos_token_id
-                started += refill.numel()
+            starting = done[: num_sequences - started]
+            if starting.numel():
+                seq[starting] = torch.arange(started, started + starting.numel(), device=device)
+                pos[starting], inputs[starting] = 0, bos_token_id
+                started += starting.numel()
                 aligned = False
-            gone = done[refill.numel():]  # ended with nothing left to start: the row leaves the batch
+            gone = done[starting.numel():]  # ended with nothing left to start: the row leaves the batch
             if gone.numel():
                 leaving = torch.zeros(n, dtype=torch.bool, device=device)
                 leaving[gone] = True
