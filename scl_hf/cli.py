@@ -50,6 +50,25 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    """Every run of a sweep file not yet done, then the comparison report and results.csv; --status lists them."""
+    from scl_hf.sweep import load_sweep, run_sweep, status, write_results
+
+    sweep = load_sweep(args.sweep, args.output_dir)
+    if args.status:
+        for name, state, done, total in status(sweep):
+            print(f"{state:<12} {done:>3}/{total:<3} {name}")
+        return 0
+    failed = run_sweep(sweep)
+    if failed:
+        raise SclHfError(f"{len(failed)} of {len(sweep.runs)} runs failed ({', '.join(failed)}); run the sweep "
+                         "again to retry them (finished runs are skipped)")
+    report, table = write_results(sweep)
+    print(report)
+    print(table)
+    return 0
+
+
 def _read_lines(path: str, what: str) -> list[str]:
     """One string per line of a UTF-8 file. Only "\\n" ends a line (form feeds and the like are content);
     a trailing "\\r" is dropped, blank lines are empty samples, a final newline adds none."""
@@ -151,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow_config_change", action="store_true",
                    help="resume a run even though its saved config.yaml differs from this config")
     p.set_defaults(func=_run)
+
+    p = sub.add_parser("sweep", allow_abbrev=False,
+                       help="every run of a sweep file (recipes x grid x seeds), resumable")
+    p.add_argument("sweep", metavar="SWEEP", help="sweep file (YAML: recipes, grid, overrides, seeds, executor, ...)")
+    p.add_argument("--output_dir", metavar="DIR", help="the sweep's folder (default: runs/sweeps/<sweep file stem>)")
+    p.add_argument("--status", action="store_true", help="list the runs as done / partial / not started, run nothing")
+    p.set_defaults(func=_sweep)
 
     p = sub.add_parser("report", allow_abbrev=False, help="report.md and figures of one run, or a comparison of runs")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (each holds config.yaml)")
