@@ -52,9 +52,12 @@ def _run(args: argparse.Namespace) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     """Every run of a sweep file not yet done, then the comparison report and results.csv; --status lists them."""
-    from scl_hf.sweep import load_sweep, run_sweep, status, write_results
+    from scl_hf.sweep import export_results, load_sweep, run_sweep, status, write_results
 
     sweep = load_sweep(args.sweep, args.output_dir)
+    if args.export is not None:
+        print(f"{len(export_results(sweep, args.export))} files copied to {args.export}")
+        return 0
     if args.status:
         for name, state, done, total in status(sweep):
             print(f"{state:<12} {done:>3}/{total:<3} {name}")
@@ -176,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sweep", metavar="SWEEP", help="sweep file (YAML: recipes, grid, overrides, seeds, executor, ...)")
     p.add_argument("--output_dir", metavar="DIR", help="the sweep's folder (default: runs/sweeps/<sweep file stem>)")
     p.add_argument("--status", action="store_true", help="list the runs as done / partial / not started, run nothing")
+    p.add_argument("--export", metavar="DIR",
+                   help="copy the small results (configs, metrics, reports, figures, results.csv) to DIR, run nothing")
     p.set_defaults(func=_sweep)
 
     p = sub.add_parser("report", allow_abbrev=False, help="report.md and figures of one run, or a comparison of runs")

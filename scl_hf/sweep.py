@@ -27,6 +27,7 @@ import csv
 import itertools
 import os
 import re
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -298,3 +299,26 @@ def _numbers(record: dict, prefix: str = ""):
             yield prefix, key, value
         elif isinstance(value, dict):
             yield from _numbers(value, f"{prefix}.{key}" if prefix else key)
+
+
+SMALL_FILES = ("config.yaml", "report.md", "*.png", "gen_*/metrics.json", "gen_*/train_history.json",
+               "gen_*/curation.json", "gen_*/sampling.json")
+
+
+def export_results(sweep: Sweep, dest: str | Path) -> list[Path]:
+    """Copy the small results of the sweep into ``dest`` (for a repository): per run its ``SMALL_FILES`` (configs,
+    metrics, reports and figures; never models or datasets), and the sweep's ``comparison/`` and ``results.csv``
+    when written. Files already in ``dest`` are replaced, others left; returns the files copied."""
+    dest = Path(dest)
+    copied = []
+    sources = [(run.config.run_dir, dest / run.name, SMALL_FILES) for run in sweep.runs]
+    sources.append((sweep.folder, dest, ("results.csv", "comparison/*")))
+    for root, target, patterns in sources:
+        for pattern in patterns:
+            for path in sorted(root.glob(pattern)):
+                if path.is_file():
+                    out = target / path.relative_to(root)
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(path, out)
+                    copied.append(out)
+    return copied

@@ -12,7 +12,7 @@ import pytest
 import submitit
 
 from scl_hf.config import ConfigError
-from scl_hf.sweep import command, load_sweep, run_sweep, slurm_parameters, status, write_results
+from scl_hf.sweep import command, export_results, load_sweep, run_sweep, slurm_parameters, status, write_results
 
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
 TINY = ("dataset_size: 40\nnum_samples: 40\nheldout_size: 40\nmax_steps: 8\neval_steps: 4\nlogging_steps: 4\n"
@@ -52,7 +52,8 @@ def test_a_sweep_expands_to_named_runs_with_their_values(tmp_path):
     ("recipes: [recipes/tiny.yaml]\nexecuter: local\n", "unknown key 'executer' in .*allowed keys: recipes, grid"),
     ("recipes: []\n", "recipes must be a non-empty list of recipe files"),
     ("recipes: [recipes/tiny.yaml]\nexecutor: pbs\n", r"executor must be one of \('local', 'slurm'\), got 'pbs'"),
-    ("recipes: [recipes/tiny.yaml]\ngrid: {temprature: [1.0]}\n", "unknown key 'temprature'.*did you mean temperature"),
+    ("recipes: [recipes/tiny.yaml]\ngrid: {temprature: [1.0]}\n",
+     "unknown key 'temprature'.*did you mean temperature"),
     ("recipes: [recipes/tiny.yaml]\ngrid: {seed: [1, 2]}\n", "seed must be left to the sweep"),
     ("recipes: [recipes/tiny.yaml]\nseeds: [1, 1]\n", "seeds must be a non-empty list of distinct integers"),
     ("recipes: [recipes/tiny.yaml]\nmax_parallel: 0\n", "max_parallel must be an integer >= 1"),
@@ -103,6 +104,11 @@ def test_the_local_executor_runs_a_sweep_that_resumes_after_a_kill(tmp_path):
     div = [r for r in rows if r["block"] == "metrics" and r["metric"] == "diversity"]
     assert len(div) == 8 and all(0.0 <= float(r["value"]) <= 1.0 for r in div)
     before = (out / "results.csv").read_text()
+    copied = export_results(sweep, tmp_path / "docs")
+    names = {p.relative_to(tmp_path / "docs").as_posix() for p in copied}
+    assert {"results.csv", "comparison/comparison.md", "tiny-seed0/config.yaml", "tiny-seed0/gen_01/metrics.json",
+            "tiny-seed0/report.md"} <= names
+    assert not [n for n in names if "/model" in n or "train_data" in n or "samples/" in n]  # no bulk
     again, _ = sweep_cli(path, out).communicate(timeout=300)
     assert "4 runs in" in again and ", 0 to run," in again  # a finished sweep does no work ...
     assert (out / "results.csv").read_text() == before  # ... and rewrites the same results
@@ -136,3 +142,11 @@ def test_the_slurm_path_submits_one_array_with_the_sweep_options(tmp_path, monke
     assert failed == [] and status(sweep) == [("tiny-seed3", "done", 1, 1)]
     report, table = write_results(sweep)
     assert report.is_file() and table.read_text().startswith("run,recipe,seed,generation,block,metric,value\n")
+
+
+def test_every_shipped_sweep_file_loads():
+    sweeps = sorted((SMOKE.parent / "sweeps").glob("*.yaml"))
+    assert sweeps
+    for path in sweeps:
+        sweep = load_sweep(path, "/nonexistent/sweep")
+        assert sweep.runs and len({run.name for run in sweep.runs}) == len(sweep.runs)
