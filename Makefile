@@ -22,11 +22,11 @@ run: $(STAMP)
 	$(VENV)/bin/scl-hf report runs/smoke
 
 # CPU science check (docs/RESULTS.md): full_synthetic against expanding with 25% fresh data.
+# The CPU recipe (configs/cpu/base.yaml, 15 generations) under full_synthetic and expanding with 25% fresh data.
 mini-collapse: $(STAMP)
-	$(VENV)/bin/scl-hf run --config configs/mini_collapse.yaml --publish false
-	$(VENV)/bin/scl-hf run --config configs/mini_collapse.yaml --publish false \
-		--cycle expanding --fresh_fraction 0.25 --run_name mini_expanding_fresh25
-	$(VENV)/bin/scl-hf report runs/mini_full_synthetic runs/mini_expanding_fresh25 --output runs/mini_collapse
+	$(VENV)/bin/scl-hf run --config configs/cpu/full_synthetic.yaml --publish false
+	$(VENV)/bin/scl-hf run --config configs/cpu/expanding_fresh25.yaml --publish false
+	$(VENV)/bin/scl-hf report runs/cpu_full_synthetic runs/cpu_expanding_fresh25 --output runs/mini_collapse
 
 test: $(STAMP)
 	$(PY) -m pytest -q
