@@ -447,20 +447,26 @@ def _convert(key: str, value: object) -> object:
     return value
 
 
-def read_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
-    """Flat key -> value mapping of a recipe, following ``base:`` links (the file wins over its base)."""
-    path = Path(path).resolve()
-    if path in _seen:
-        raise ConfigError(f"base: {path} includes itself")
+def read_mapping(path: Path, what: str = "config file") -> dict:
+    """The YAML mapping of ``path`` (an empty file: ``{}``), or a ConfigError naming the file."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+        raise ConfigError(f"{what} not found: {path}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path} is not valid YAML: {err}") from None
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must hold a mapping of key: value, got {type(raw).__name__}")
+    return raw
+
+
+def read_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """Flat key -> value mapping of a recipe, following ``base:`` links (the file wins over its base)."""
+    path = Path(path).resolve()
+    if path in _seen:
+        raise ConfigError(f"base: {path} includes itself")
+    raw = read_mapping(path)
     values = {}
     if "base" in raw:
         values = read_yaml(path.parent / str(raw.pop("base")), _seen + (path,))

@@ -33,9 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from scl_hf.config import KEYS, Config, ConfigError, _unknown_key, build_config, read_yaml, save_config
+from scl_hf.config import KEYS, Config, ConfigError, _unknown_key, build_config, read_mapping, read_yaml, save_config
 from scl_hf.rundir import METRICS, gen_dir
 
 SWEEP_KEYS = ("recipes", "grid", "overrides", "seeds", "executor", "max_parallel", "slurm")
@@ -78,14 +76,7 @@ def load_sweep(path: str | Path, output_dir: str | Path | None = None) -> Sweep:
     """The runs of the sweep file ``path``, validated; their folder is ``output_dir`` (default
     ``runs/sweeps/<sweep file stem>``)."""
     path = Path(path).resolve()
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"sweep file not found: {path}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {err}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path} must hold a mapping of key: value, got {type(raw).__name__}")
+    raw = read_mapping(path, "sweep file")
     for key in raw:
         if key not in SWEEP_KEYS:
             raise ConfigError(f"unknown key {key!r} in {path}; allowed keys: {', '.join(SWEEP_KEYS)}")
