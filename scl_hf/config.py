@@ -401,7 +401,7 @@ RESUMABLE_KEYS = keys_with("resumable")
 REPLICATE_KEYS = keys_with("replicate")
 
 
-def _unknown_key(key: str, where: str) -> ConfigError:
+def unknown_key(key: str, where: str) -> ConfigError:
     close = difflib.get_close_matches(key, KEYS, n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     return ConfigError(f"unknown key {key!r} in {where}{hint} allowed keys: {', '.join(KEYS)}")
@@ -472,7 +472,7 @@ def read_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
         values = read_yaml(path.parent / str(raw.pop("base")), _seen + (path,))
     for key, value in raw.items():
         if key not in KEYS:
-            raise _unknown_key(str(key), str(path))
+            raise unknown_key(str(key), str(path))
         values[key] = value
     return values
 
@@ -482,7 +482,7 @@ def build_config(values: dict) -> Config:
     sections: dict[str, dict] = {name: {} for name in SECTIONS}
     for key, value in values.items():
         if key not in KEYS:
-            raise _unknown_key(key, "the configuration")
+            raise unknown_key(key, "the configuration")
         sections[KEYS[key][0]][key] = _convert(key, value)
     return Config(**{name: cls(**sections[name]) for name, cls in SECTIONS.items()})
 

@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scl_hf.config import KEYS, Config, ConfigError, _unknown_key, build_config, read_mapping, read_yaml, save_config
+from scl_hf.config import KEYS, Config, ConfigError, build_config, read_mapping, read_yaml, save_config, unknown_key
 from scl_hf.rundir import METRICS, gen_dir
 
 SWEEP_KEYS = ("recipes", "grid", "overrides", "seeds", "executor", "max_parallel", "slurm")
@@ -91,7 +91,7 @@ def load_sweep(path: str | Path, output_dir: str | Path | None = None) -> Sweep:
         raise _fail("overrides", "a mapping of config key -> value", overrides)
     for key in [*grid, *overrides]:
         if key not in KEYS:
-            raise _unknown_key(str(key), f"{path} (grid/overrides)")
+            raise unknown_key(str(key), f"{path} (grid/overrides)")
         if key in ("seed", "run_name", "output_dir"):
             raise _fail(key, "left to the sweep (seeds name the replicates; the sweep names and places runs)", key)
     both = set(grid) & set(overrides)

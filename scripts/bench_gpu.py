@@ -55,8 +55,8 @@ def train_row(shape: ModelConfig, batch: int, steps: int, compile_: bool, mixed:
                          per_device_train_batch_size=batch, mixed_precision=mixed, torch_compile=compile_)
     data = datasets.Dataset.from_dict({"text": make_real_dataset(10_000, seed=0)})
     result = train_model(model, tokenizer, data, cfg, make_accelerator(cfg), seed=0)
-    speeds = [r["tokens_per_second"] for r in result.history if "tokens_per_second" in r][1:] or \
-        [r["tokens_per_second"] for r in result.history if "tokens_per_second" in r]
+    logged = [r["tokens_per_second"] for r in result.history if "tokens_per_second" in r]
+    speeds = logged[1:] or logged  # the first window holds compilation
     tokens_s = sum(speeds) / len(speeds)
     params = sum(p.numel() for p in model.parameters())
     mfu = "n/a" if peak is None else f"{6 * params * tokens_s / (peak * 1e12):.1%}"

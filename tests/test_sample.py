@@ -35,14 +35,14 @@ def trained():
     return model, tokenizer
 
 
-def generate_texts(model, tokenizer, n, temperature, seed):
+def generate_texts(model, tokenizer, n, temperature, seed, device="cpu"):
     """``n`` samples from ``model.generate`` from <bos>, cut at the first <eos>."""
     torch.manual_seed(seed)
     texts = []
     for first in range(0, n, 1000):
         rows = min(1000, n - first)
-        out = model.generate(torch.full((rows, 1), tokenizer.bos_token_id),
-                             attention_mask=torch.ones(rows, 1, dtype=torch.long), do_sample=True,
+        out = model.generate(torch.full((rows, 1), tokenizer.bos_token_id, device=device),
+                             attention_mask=torch.ones(rows, 1, dtype=torch.long, device=device), do_sample=True,
                              temperature=temperature, top_k=0, max_new_tokens=CAP,
                              pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
         for ids in out[:, 1:].tolist():
