@@ -13,12 +13,14 @@ A sweep file is flat YAML like a recipe::
 Each run is an ordinary run directory ``<sweep folder>/<name>``, named ``<recipe>-<grid values>-seed<k>``
 (``<recipe>-seed<k>`` without a grid); its resolved config is written to ``<sweep folder>/configs/<name>.yaml``
 and run by ``scl-hf run --config`` in its own process. A run whose generations are all complete is skipped, an
-interrupted one resumes (the loop resumes), so re-running a sweep continues it. ``executor: local`` keeps
-``max_parallel`` runs going at once through submitit's local executor, each with its share of the CPU cores
-(``torch_num_threads``) and, on a machine with GPUs, one GPU per run round robin (several runs per GPU when
-there are more runs than GPUs); ``executor: slurm`` submits one job array. When every run is complete the sweep
-writes ``comparison/`` (the comparison report: seeds grouped, bootstrap bands) and ``results.csv``: one row per
-run x generation x metric (the numbers of each ``metrics.json``), what people load into pandas.
+interrupted one resumes (the loop resumes), so re-running a sweep continues it. Runs start replicate by
+replicate (every configuration's first seed, then the second...), so a sweep stopped part-way has whole seeds.
+``executor: local`` keeps ``max_parallel`` runs going at once through submitit's local executor, each with its
+share of the CPU cores (``torch_num_threads``) and, on a machine with GPUs, one GPU per run round robin (several
+runs per GPU when there are more runs than GPUs); ``executor: slurm`` submits one job array. When every run is
+complete the sweep writes ``comparison/`` (the comparison report: seeds grouped, bootstrap bands) and
+``results.csv``: one row per run x generation x metric (the numbers of each ``metrics.json``), what people load
+into pandas.
 """
 
 from __future__ import annotations
@@ -197,6 +199,15 @@ class Progress:
             self.seen[run.name] = max(done, self.seen[run.name])
 
 
+def run_order(sweep: Sweep) -> list[SweepRun]:
+    """The runs not yet done, replicate by replicate: every configuration's first seed, then every second seed...
+    A sweep stopped part-way then holds whole replicates of every configuration rather than every seed of a few
+    (partial runs still come in their replicate's turn, and resume)."""
+    seeds = list(dict.fromkeys(run.config.training.seed for run in sweep.runs))
+    todo = [run for run in sweep.runs if generations_done(run) < run.config.loop.num_generations]
+    return sorted(todo, key=lambda run: seeds.index(run.config.training.seed))  # stable: file order within a seed
+
+
 def run_sweep(sweep: Sweep, executor=None, poll_s: float = 2.0, out=print) -> list[str]:
     """Run every run not yet done; returns the names of runs that failed (empty: all done).
 
@@ -208,7 +219,7 @@ def run_sweep(sweep: Sweep, executor=None, poll_s: float = 2.0, out=print) -> li
         path = config_path(sweep, run)
         path.parent.mkdir(parents=True, exist_ok=True)
         save_config(run.config, path)
-    todo = [run for run in sweep.runs if generations_done(run) < run.config.loop.num_generations]
+    todo = run_order(sweep)
     out(f"sweep {sweep.path.name}: {len(sweep.runs)} runs in {sweep.folder}, {len(todo)} to run, "
         f"executor {sweep.executor}, {sweep.max_parallel} at once")
     progress = Progress(sweep.runs, out)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import submitit
 
+from scl_hf import sweep as sweeps
 from scl_hf.config import ConfigError
 from scl_hf.sweep import command, export_results, load_sweep, run_sweep, slurm_parameters, status, write_results
 
@@ -46,6 +47,10 @@ def test_a_sweep_expands_to_named_runs_with_their_values(tmp_path):
     assert run.config.loop.num_generations == 2 and run.config.run_dir == tmp_path / "out" / run.name
     assert run.point == {"temperature": 1.0} and run.recipe == "tiny_balanced"
     assert load_sweep(sweep_file(tmp_path, GRID)).folder == Path("runs") / "sweeps" / "sweep"
+    # runs start replicate by replicate: every configuration's seed 0 first, in file order
+    assert [run.name for run in sweeps.run_order(sweep)] == [
+        "tiny-0.8-seed0", "tiny-1.0-seed0", "tiny_balanced-0.8-seed0", "tiny_balanced-1.0-seed0",
+        "tiny-0.8-seed1", "tiny-1.0-seed1", "tiny_balanced-0.8-seed1", "tiny_balanced-1.0-seed1"]
 
 
 @pytest.mark.parametrize(("body", "message"), [
