@@ -51,7 +51,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    """Every run of a sweep file not yet done, then the comparison report and results.csv; --status lists them."""
+    """Every run of a sweep file not yet done, then the comparison report, figures and results.csv; --status lists
+    the runs, --report writes the results of the runs complete so far, --export copies the small results."""
     from scl_hf.sweep import export_results, load_sweep, run_sweep, status, write_results
 
     sweep = load_sweep(args.sweep, args.output_dir)
@@ -62,13 +63,13 @@ def _sweep(args: argparse.Namespace) -> int:
         for name, state, done, total in status(sweep):
             print(f"{state:<12} {done:>3}/{total:<3} {name}")
         return 0
-    failed = run_sweep(sweep)
-    if failed:
-        raise SclHfError(f"{len(failed)} of {len(sweep.runs)} runs failed ({', '.join(failed)}); run the sweep "
-                         "again to retry them (finished runs are skipped)")
-    report, table = write_results(sweep)
-    print(report)
-    print(table)
+    if not args.report:
+        failed = run_sweep(sweep)
+        if failed:
+            raise SclHfError(f"{len(failed)} of {len(sweep.runs)} runs failed ({', '.join(failed)}); run the sweep "
+                             "again to retry them (finished runs are skipped)")
+    for path in write_results(sweep):
+        print(path)
     return 0
 
 
@@ -179,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sweep", metavar="SWEEP", help="sweep file (YAML: recipes, grid, overrides, seeds, executor, ...)")
     p.add_argument("--output_dir", metavar="DIR", help="the sweep's folder (default: runs/sweeps/<sweep file stem>)")
     p.add_argument("--status", action="store_true", help="list the runs as done / partial / not started, run nothing")
+    p.add_argument("--report", action="store_true",
+                   help="write comparison/, figures/ and results.csv from the runs complete so far, run nothing")
     p.add_argument("--export", metavar="DIR",
                    help="copy the small results (configs, metrics, reports, figures, results.csv) to DIR, run nothing")
     p.set_defaults(func=_sweep)

@@ -185,6 +185,23 @@ def bootstrap_interval(values, *, confidence: float = 0.95, num_resamples: int =
     return float(low), float(high)
 
 
+def bootstrap_difference(values, baseline, *, confidence: float = 0.95, num_resamples: int = BOOTSTRAP_RESAMPLES,
+                         seed: int = BOOTSTRAP_SEED) -> tuple[float, float, float]:
+    """``(difference, low, high)``: mean of ``values`` minus mean of ``baseline`` (one value per run each) and its
+    percentile bootstrap interval, the two groups resampled independently; a point when both hold one run."""
+    values, baseline = np.asarray(values, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    if values.size == 0 or baseline.size == 0:
+        raise ValueError("bootstrap_difference needs at least one value in each group")
+    diff = float(values.mean() - baseline.mean())
+    if values.size == 1 and baseline.size == 1:
+        return diff, diff, diff
+    rng = np.random.default_rng(seed)
+    means = [x[rng.integers(0, x.size, size=(num_resamples, x.size))].mean(axis=1) for x in (values, baseline)]
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    low, high = np.percentile(means[0] - means[1], [tail, 100.0 - tail])
+    return diff, float(low), float(high)
+
+
 def summarize(generations: list[int], diversity: list, true_rate: list, threshold: float = COLLAPSE_THRESHOLD) -> dict:
     """The collapse summary of one curve: diversity at the first and last generation, its relative decline,
     the first generation below ``threshold`` (None: never) and the true_rate peak (the first on ties)."""
@@ -747,6 +764,8 @@ class Group:
 OVERLAYS = [
     ("metrics", "diversity", "diversity (mean normalized edit distance)"),
     ("metrics", "true_rate", "true_rate (share of samples)"),
+    ("metrics", "syntax_error_rate", "syntax_error_rate (share of samples)"),
+    ("metrics", "novelty_rate", "novelty_rate (share of samples not in the training data)"),
     ("eval", "heldout_nll", "held-out real data: NLL per token under M_t (nats)"),
     ("eval", "samples_nll_m0", "samples S_t: NLL per token under M_0 (nats)"),
     ("eval", "samples_nll", "samples S_t: NLL per token under M_t (nats)"),
@@ -810,8 +829,9 @@ def reference_band(groups: list[Group], key: str) -> tuple[np.ndarray, np.ndarra
             np.array([max(by_gen[g]) for g in gens]))
 
 
-def _plot_overlay(groups: list[Group], key: str, path: Path, ylabel: str, threshold: float | None) -> None:
-    fig, ax = _figure(f"{key} per generation: mean over seeds, 95% bootstrap interval", "generation", ylabel,
+def _plot_overlay(groups: list[Group], key: str, path: Path, ylabel: str, threshold: float | None,
+                  title: str | None = None) -> None:
+    fig, ax = _figure(title or f"{key} per generation: mean over seeds, 95% bootstrap interval", "generation", ylabel,
                       size=(8.0, 6.0))
     palette = matplotlib.colormaps["tab10" if len(groups) <= 10 else "tab20"]
     colors = [palette(i % palette.N) for i in range(len(groups))]
@@ -837,7 +857,7 @@ def _plot_overlay(groups: list[Group], key: str, path: Path, ylabel: str, thresh
         top = max([top, *finite])
     if threshold is not None:
         ax.axhline(threshold, color="grey", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
-    ax.set_ylim(0.0, 1.0 if key == "true_rate" else max(1.05 * top, 1.2 * (threshold or 0.0), 0.05))
+    ax.set_ylim(0.0, 1.0 if key in ("true_rate", "novelty_rate") else max(1.05 * top, 1.2 * (threshold or 0.0), 0.05))
     fig.legend(loc="outside lower center", ncols=2 if len(groups) > 4 else 1, fontsize=8)  # below: long labels
     _save(fig, path)
 

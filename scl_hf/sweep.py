@@ -9,6 +9,7 @@ A sweep file is flat YAML like a recipe::
     executor: local                      # local | slurm
     max_parallel: 2                      # runs at once (local), or the array's parallelism (slurm)
     slurm: {partition: gpu, time: 240}   # SLURM options (SLURM_OPTIONS), passed through to submitit
+    figures: [...]                       # figures for questions: configurations x measures (scl_hf.figures)
 
 Each run is an ordinary run directory ``<sweep folder>/<name>``, named ``<recipe>-<grid values>-seed<k>``
 (``<recipe>-seed<k>`` without a grid); its resolved config is written to ``<sweep folder>/configs/<name>.yaml``
@@ -18,9 +19,10 @@ replicate (every configuration's first seed, then the second...), so a sweep sto
 ``executor: local`` keeps ``max_parallel`` runs going at once through submitit's local executor, each with its
 share of the CPU cores (``torch_num_threads``) and, on a machine with GPUs, one GPU per run round robin (several
 runs per GPU when there are more runs than GPUs); ``executor: slurm`` submits one job array. When every run is
-complete the sweep writes ``comparison/`` (the comparison report: seeds grouped, bootstrap bands) and
-``results.csv``: one row per run x generation x metric (the numbers of each ``metrics.json``), what people load
-into pandas.
+complete the sweep writes ``comparison/`` (the comparison report: seeds grouped, bootstrap bands), ``figures/``
+(the figures and tables the sweep file's ``figures`` ask for: a few configurations per question, with intervals;
+``scl_hf.figures``) and ``results.csv``: one row per run x generation x metric (the numbers of each
+``metrics.json``), what people load into pandas; ``--report`` writes them from the runs complete so far.
 """
 
 from __future__ import annotations
@@ -36,9 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scl_hf.config import KEYS, Config, ConfigError, build_config, read_mapping, read_yaml, save_config, unknown_key
+from scl_hf.errors import SclHfError
+from scl_hf.figures import FigureSpec, parse_figures, write_figures
 from scl_hf.rundir import METRICS, gen_dir
 
-SWEEP_KEYS = ("recipes", "grid", "overrides", "seeds", "executor", "max_parallel", "slurm")
+SWEEP_KEYS = ("recipes", "grid", "overrides", "seeds", "executor", "max_parallel", "slurm", "figures")
 EXECUTORS = ("local", "slurm")
 # sweep file's slurm key -> submitit's parameter; num_processes: `accelerate launch` processes per run
 SLURM_OPTIONS = {"partition": "slurm_partition", "time": "timeout_min", "gpus_per_task": "gpus_per_node",
@@ -63,6 +67,7 @@ class Sweep:
     executor: str = "local"
     max_parallel: int = 1
     slurm: dict = field(default_factory=dict)
+    figures: list[FigureSpec] = field(default_factory=list)  # the figures for questions (scl_hf.figures)
 
 
 def _fail(key: str, allowed: str, value: object) -> ConfigError:
@@ -128,7 +133,8 @@ def load_sweep(path: str | Path, output_dir: str | Path | None = None) -> Sweep:
                 cfg = build_config({**base, **point, **overrides, "seed": seed, "run_name": name,
                                     "output_dir": str(folder)})
                 runs.append(SweepRun(name, cfg, recipe_path.stem, point))
-    return Sweep(path, folder, runs, executor, max_parallel, slurm)
+    figures = parse_figures(raw.get("figures"), [Path(r).stem for r in recipes])
+    return Sweep(path, folder, runs, executor, max_parallel, slurm, figures)
 
 
 def generations_done(run: SweepRun) -> int:
@@ -267,29 +273,48 @@ def run_sweep(sweep: Sweep, executor=None, poll_s: float = 2.0, out=print) -> li
     return failed
 
 
-def write_results(sweep: Sweep) -> tuple[Path, Path]:
-    """``comparison/`` (the comparison report of every run) and ``results.csv``: one row per run x generation x
-    number of its ``metrics.json`` (``block`` like ``metrics`` or ``data.curation``, ``metric``, ``value``)."""
+def complete_runs(sweep: Sweep) -> list[SweepRun]:
+    return [run for run in sweep.runs if generations_done(run) == run.config.loop.num_generations]
+
+
+def sweep_command(sweep: Sweep) -> str:
+    """The command that runs this sweep, with the sweep file relative to the working directory where it can be."""
+    try:
+        path = sweep.path.relative_to(Path.cwd())
+    except ValueError:
+        path = sweep.path
+    return f"scl-hf sweep {path}"
+
+
+def write_results(sweep: Sweep) -> list[Path]:
+    """From the runs complete so far (all of them at the end of a sweep): ``comparison/`` (the comparison report),
+    ``figures/`` (the sweep file's figures, ``scl_hf.figures``) and ``results.csv``: one row per run x generation
+    x number of its ``metrics.json`` (``block`` like ``metrics`` or ``data.curation``, ``metric``, ``value``).
+    Returns the files written."""
     import json
 
     from scl_hf.report import write_comparison_report
 
-    report = write_comparison_report([run.config.run_dir for run in sweep.runs], sweep.folder / "comparison")
+    runs = complete_runs(sweep)
+    if not runs:
+        raise SclHfError(f"no run of {sweep.path.name} is complete yet in {sweep.folder}: nothing to report")
+    written = [write_comparison_report([run.config.run_dir for run in runs], sweep.folder / "comparison")]
+    complete = {run.name for run in runs}
+    missing = [run.name for run in sweep.runs if run.name not in complete]
+    figures = write_figures(sweep.figures, runs, missing, sweep.folder / "figures", sweep_command(sweep))
+    written += [figures] if figures is not None else []
     grid_keys = sorted({key for run in sweep.runs for key in run.point})
     table = sweep.folder / "results.csv"
     with table.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["run", "recipe", *grid_keys, "seed", "generation", "block", "metric", "value"])
-        for run in sweep.runs:
+        for run in runs:
             for t in range(run.config.loop.num_generations):
-                path = gen_dir(run.config.run_dir, t) / METRICS
-                if not path.is_file():
-                    continue
-                record = json.loads(path.read_text(encoding="utf-8"))
+                record = json.loads((gen_dir(run.config.run_dir, t) / METRICS).read_text(encoding="utf-8"))
                 for block, metric, value in _numbers(record):
                     writer.writerow([run.name, run.recipe, *[run.point.get(k, "") for k in grid_keys],
                                      run.config.training.seed, t, block, metric, value])
-    return report, table
+    return [*written, table]
 
 
 def _numbers(record: dict, prefix: str = ""):
@@ -309,12 +334,12 @@ SMALL_FILES = ("config.yaml", "report.md", "*.png", "gen_*/metrics.json", "gen_*
 
 def export_results(sweep: Sweep, dest: str | Path) -> list[Path]:
     """Copy the small results of the sweep into ``dest`` (for a repository): per run its ``SMALL_FILES`` (configs,
-    metrics, reports and figures; never models or datasets), and the sweep's ``comparison/`` and ``results.csv``
-    when written. Files already in ``dest`` are replaced, others left; returns the files copied."""
+    metrics, reports and figures; never models or datasets), and the sweep's ``comparison/``, ``figures/`` and
+    ``results.csv`` when written. Files already in ``dest`` are replaced, others left; returns the files copied."""
     dest = Path(dest)
     copied = []
     sources = [(run.config.run_dir, dest / run.name, SMALL_FILES) for run in sweep.runs]
-    sources.append((sweep.folder, dest, ("results.csv", "comparison/*")))
+    sources.append((sweep.folder, dest, ("results.csv", "comparison/*", "figures/*")))
     for root, target, patterns in sources:
         for pattern in patterns:
             for path in sorted(root.glob(pattern)):

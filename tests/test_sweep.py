@@ -145,7 +145,7 @@ def test_the_slurm_path_submits_one_array_with_the_sweep_options(tmp_path, monke
     failed = run_sweep(sweep, executor=submitit.AutoExecutor(folder=tmp_path / "debug", cluster="debug"),
                        out=lambda line: None)
     assert failed == [] and status(sweep) == [("tiny-seed3", "done", 1, 1)]
-    report, table = write_results(sweep)
+    report, table = write_results(sweep)  # no figures asked for: the comparison and the CSV
     assert report.is_file() and table.read_text().startswith("run,recipe,seed,generation,block,metric,value\n")
 
 
