@@ -333,12 +333,13 @@ SMALL_FILES = ("config.yaml", "report.md", "*.png", "gen_*/metrics.json", "gen_*
 
 
 def export_results(sweep: Sweep, dest: str | Path) -> list[Path]:
-    """Copy the small results of the sweep into ``dest`` (for a repository): per run its ``SMALL_FILES`` (configs,
-    metrics, reports and figures; never models or datasets), and the sweep's ``comparison/``, ``figures/`` and
-    ``results.csv`` when written. Files already in ``dest`` are replaced, others left; returns the files copied."""
+    """Copy the small results of the sweep into ``dest`` (for a repository): per complete run its ``SMALL_FILES``
+    (configs, metrics, reports and figures; never models or datasets; a partial run waits until it is complete),
+    and the sweep's ``comparison/``, ``figures/`` and ``results.csv`` when written. Files already in ``dest`` are
+    replaced, others left; returns the files copied."""
     dest = Path(dest)
     copied = []
-    sources = [(run.config.run_dir, dest / run.name, SMALL_FILES) for run in sweep.runs]
+    sources = [(run.config.run_dir, dest / run.name, SMALL_FILES) for run in complete_runs(sweep)]
     sources.append((sweep.folder, dest, ("results.csv", "comparison/*", "figures/*")))
     for root, target, patterns in sources:
         for pattern in patterns:

@@ -93,7 +93,8 @@ def test_the_report_of_a_partial_sweep_uses_the_complete_runs_and_names_the_othe
     assert "high-seed2" not in (out / "results.csv").read_text()  # only complete runs' numbers
     assert "high-seed2" not in (out / "comparison" / "comparison.md").read_text()
     names = {p.relative_to(tmp_path / "docs").as_posix() for p in export_results(sweep, tmp_path / "docs")}
-    assert {"figures/figures.md", "figures/cycles_diversity.png", "results.csv"} <= names
+    assert {"figures/figures.md", "figures/cycles_diversity.png", "results.csv", "low-seed0/config.yaml"} <= names
+    assert not [n for n in names if n.startswith("high-seed2/")]  # a partial run is not exported
     monkeypatch.chdir(tmp_path)
     write_results(sweep)  # the same runs give the same figures and tables
     assert (out / "figures" / "figures.md").read_text() == md
