@@ -137,8 +137,11 @@ def _at(group: Group, key: str, generation: int) -> np.ndarray:
 
 
 def _interval(values: np.ndarray, digits: int) -> str:
+    """``mean [low, high]``; one value alone has no interval and is shown bare."""
     if values.size == 0:
         return "n/a"
+    if values.size == 1:
+        return _fmt(float(values[0]), digits)
     low, high = bootstrap_interval(values)
     return f"{_fmt(float(values.mean()), digits)} [{_fmt(low, digits)}, {_fmt(high, digits)}]"
 
@@ -168,7 +171,7 @@ def figure_table(spec: FigureSpec, groups: list[tuple[str, Group]], key: str, di
         diff = "n/a"
         if base is not None and group is not base and seeds.size and _at(base, key, last).size:
             d, low, high = bootstrap_difference(seeds, _at(base, key, last))
-            diff = f"{d:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+            diff = f"{d:+.{digits}f}" + ("" if low == high else f" [{low:+.{digits}f}, {high:+.{digits}f}]")
         elif group is base:
             diff = "baseline"
         rows.append((group.label, str(len(group.runs)), [_interval(_at(group, key, g), digits) for g in gens],
@@ -191,8 +194,9 @@ def write_figures(specs: list[FigureSpec], runs, missing: list[str], out: Path, 
              "", "Each line is the mean over a configuration's seeds, its band the 95% percentile bootstrap interval "
              f"of that mean ({BOOTSTRAP_RESAMPLES} resamples of the seeds), the faint lines the seeds themselves; the "
              "grey band, where there is one, is the range over the runs of the same measure on a real sample of the "
-             "same size. In the tables: mean [95% interval]; the difference to the baseline resamples both groups "
-             "independently. With three seeds a percentile bootstrap interval is narrow (it cannot reach beyond the "
+             "same size. In the tables: mean [95% interval], or the value alone for a configuration with one "
+             "complete run; the difference to the baseline resamples both groups independently. With three seeds a "
+             "percentile bootstrap interval is narrow (it cannot reach beyond the "
              "seeds' own range): read it with the seeds' values beside it.", ""]
     for spec in specs:
         groups = figure_groups(spec, runs)
