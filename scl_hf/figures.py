@@ -156,8 +156,8 @@ def _reference_at(groups: list[Group], key: str, generation: int) -> np.ndarray:
 def figure_table(spec: FigureSpec, groups: list[tuple[str, Group]], key: str, digits: int = 3) -> str:
     """The table of one measure: mean [95% interval] per configuration and generation, the seeds at the last
     generation, the difference to the baseline there, and the reference sample's row where there is one."""
-    common = sorted(set.intersection(*(set(g.generations) for _, g in groups)))
-    gens = list(spec.generations) if spec.generations is not None else [common[0], common[-1]]
+    known = sorted(set().union(*(g.generations for _, g in groups)))  # a group without a generation: n/a there
+    gens = list(spec.generations) if spec.generations is not None else [known[0], known[-1]]
     last = gens[-1]
     base = next((g for recipe, g in groups if recipe == spec.baseline), None)
     columns = [("configuration", lambda row: row[0]), ("runs", lambda row: row[1])]

@@ -69,6 +69,10 @@ def test_the_tables_give_means_intervals_seeds_and_the_difference_to_the_baselin
     assert table[3].startswith("| high | 2 | 0.605 [") and table[3].endswith(
         f"| 0.400, 0.410 | {d:+.3f} [{dlo:+.3f}, {dhi:+.3f}] |")
     assert table[4] == "| real sample of the same size |  | 0.620 [0.620, 0.620] | 0.620 [0.620, 0.620] |  |  |"
+    # without generations: the first and the last
+    plain = FigureSpec("p", "P", ("low",), ("diversity",))
+    assert figure_table(plain, figure_groups(plain, runs), "diversity").splitlines()[0] == \
+        "| configuration | runs | gen 0 | gen 2 | seeds at gen 2 |"
     # one run: its value alone, no interval; its difference to the baseline still has the baseline's spread
     one = figure_table(spec, figure_groups(spec, [run for run in runs if run.name != "high-seed1"]), "diversity")
     d, dlo, dhi = bootstrap_difference([0.40], low)
