@@ -110,9 +110,12 @@ def _label(recipe: str, point: dict) -> str:
     return ", ".join([recipe, *[f"{k}={v}" for k, v in point.items()]])
 
 
-def figure_groups(spec: FigureSpec, runs) -> list[tuple[str, Group]]:
+def figure_groups(spec: FigureSpec, runs, loaded: dict | None = None) -> list[tuple[str, Group]]:
     """``(recipe, group)`` per configuration of ``spec`` (a recipe x grid point) that has a run among ``runs``
-    (``SweepRun``s with every generation complete), labelled by recipe and grid values, in the figure's order."""
+    (``SweepRun``s with every generation complete), labelled by recipe and grid values, in the figure's order.
+    ``loaded``: run name -> its ``report.Run``, read once for all figures (None: read here)."""
+    if loaded is None:
+        loaded = {run.name: load_run(run.config.run_dir) for run in runs if run.recipe in spec.recipes}
     out = []
     for recipe in spec.recipes:
         buckets: dict[tuple, list] = {}
@@ -120,7 +123,7 @@ def figure_groups(spec: FigureSpec, runs) -> list[tuple[str, Group]]:
             if run.recipe == recipe:
                 buckets.setdefault(tuple(run.point.items()), []).append(run)
         for point, members in buckets.items():
-            groups = group_runs([load_run(run.config.run_dir) for run in members])
+            groups = group_runs([loaded[run.name] for run in members])
             if len(groups) != 1:  # same recipe and grid point, so only replicate keys differ
                 raise ValueError(f"runs of {recipe} {dict(point)} differ in more than their seeds")
             out.append((recipe, dataclasses.replace(groups[0], label=_label(recipe, dict(point)))))
@@ -198,8 +201,9 @@ def write_figures(specs: list[FigureSpec], runs, missing: list[str], out: Path, 
              "complete run; the difference to the baseline resamples both groups independently. With three seeds a "
              "percentile bootstrap interval is narrow (it cannot reach beyond the "
              "seeds' own range): read it with the seeds' values beside it.", ""]
+    loaded = {run.name: load_run(run.config.run_dir) for run in runs}  # each run read once, not once per figure
     for spec in specs:
-        groups = figure_groups(spec, runs)
+        groups = figure_groups(spec, runs, loaded)
         lines += [f"## {spec.title}", ""]
         if not groups:
             lines += ["No complete run of these configurations yet.", ""]
