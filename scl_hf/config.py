@@ -46,9 +46,14 @@ REPLICATE = {"replicate": True}  # runs whose configs differ only in such keys a
 RESUMABLE_REPLICATE = {**RESUMABLE, **REPLICATE}
 
 
+def invalid(key: str, allowed: str, value: object) -> ConfigError:
+    """The error for an impossible value: the key, what it must be and what it got (recipes, sweeps, figures)."""
+    return ConfigError(f"{key} must be {allowed}, got {value!r}")
+
+
 def _require(ok: bool, key: str, allowed: str, value: object) -> None:
     if not ok:
-        raise ConfigError(f"{key} must be {allowed}, got {value!r}")
+        raise invalid(key, allowed, value)
 
 
 def _require_finite(section: object) -> None:

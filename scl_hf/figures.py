@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scl_hf.config import ConfigError
+from scl_hf.config import ConfigError, invalid
 from scl_hf.diversity import COLLAPSE_THRESHOLD
 from scl_hf.report import (
     BOOTSTRAP_RESAMPLES,
@@ -60,10 +60,6 @@ class FigureSpec:
     baseline: str | None = None
 
 
-def _fail(where: str, key: str, allowed: str, value: object) -> ConfigError:
-    return ConfigError(f"{where}: {key} must be {allowed}, got {value!r}")
-
-
 def _names(value: object) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
 
@@ -82,25 +78,26 @@ def parse_figures(raw: object, recipes: list[str]) -> list[FigureSpec]:
                 raise ConfigError(f"unknown key {key!r} in {where}; allowed keys: {', '.join(FIGURE_KEYS)}")
         name = fig.get("name")
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-            raise _fail(where, "name", "a file name of letters, digits, '_', '.', '-'", name)
+            raise invalid(f"{where}: name", "a file name of letters, digits, '_', '.', '-'", name)
         if any(s.name == name for s in specs):
-            raise _fail(where, "name", "unique among the figures", name)
+            raise invalid(f"{where}: name", "unique among the figures", name)
         title = fig.get("title")
         if not isinstance(title, str) or not title.strip():
-            raise _fail(where, "title", "a non-empty string", title)
+            raise invalid(f"{where}: title", "a non-empty string", title)
         chosen = fig.get("recipes")
         if not _names(chosen) or any(r not in recipes for r in chosen) or len(set(chosen)) != len(chosen):
-            raise _fail(where, "recipes", f"a non-empty list of distinct recipe stems of the sweep {recipes}", chosen)
+            raise invalid(f"{where}: recipes", f"a non-empty list of distinct recipe stems of the sweep {recipes}",
+                          chosen)
         measures = fig.get("measures")
         if not _names(measures) or any(m not in MEASURES for m in measures):
-            raise _fail(where, "measures", f"a non-empty list of {sorted(MEASURES)}", measures)
+            raise invalid(f"{where}: measures", f"a non-empty list of {sorted(MEASURES)}", measures)
         gens = fig.get("generations")
         if gens is not None and (not isinstance(gens, list) or not gens or not all(
                 isinstance(g, int) and not isinstance(g, bool) and g >= 0 for g in gens)):
-            raise _fail(where, "generations", "a non-empty list of integers >= 0", gens)
+            raise invalid(f"{where}: generations", "a non-empty list of integers >= 0", gens)
         baseline = fig.get("baseline")
         if baseline is not None and baseline not in chosen:
-            raise _fail(where, "baseline", f"one of the figure's recipes {chosen}", baseline)
+            raise invalid(f"{where}: baseline", f"one of the figure's recipes {chosen}", baseline)
         specs.append(FigureSpec(name, title.strip(), tuple(chosen), tuple(measures),
                                 None if gens is None else tuple(gens), baseline))
     return specs
@@ -185,9 +182,11 @@ def figure_table(spec: FigureSpec, groups: list[tuple[str, Group]], key: str, di
     return markdown_table(columns, rows)
 
 
-def write_figures(specs: list[FigureSpec], runs, missing: list[str], out: Path, command: str) -> Path | None:
+def write_figures(specs: list[FigureSpec], runs, loaded: dict, missing: list[str], out: Path,
+                  command: str) -> Path | None:
     """Write ``out/figures.md`` and ``out/<name>_<measure>.png`` for every figure; ``runs``: the complete
-    ``SweepRun``s, ``missing``: names of the runs left out. Returns the markdown's path (None: no figures)."""
+    ``SweepRun``s, ``loaded``: run name -> its ``report.Run`` (read once for all figures and the other reports),
+    ``missing``: names of the runs left out. Returns the markdown's path (None: no figures)."""
     if not specs:
         return None
     out.mkdir(parents=True, exist_ok=True)
@@ -201,7 +200,6 @@ def write_figures(specs: list[FigureSpec], runs, missing: list[str], out: Path, 
              "complete run; the difference to the baseline resamples both groups independently. With three seeds a "
              "percentile bootstrap interval is narrow (it cannot reach beyond the "
              "seeds' own range): read it with the seeds' values beside it.", ""]
-    loaded = {run.name: load_run(run.config.run_dir) for run in runs}  # each run read once, not once per figure
     for spec in specs:
         groups = figure_groups(spec, runs, loaded)
         lines += [f"## {spec.title}", ""]

@@ -179,7 +179,15 @@ def bootstrap_interval(values, *, confidence: float = 0.95, num_resamples: int =
     if values.size == 1:
         return float(values[0]), float(values[0])
     rng = np.random.default_rng(seed)  # a fresh generator per call: the band never depends on call order
-    means = values[rng.integers(0, values.size, size=(num_resamples, values.size))].mean(axis=1)
+    return _percentile_interval(_resampled_means(values, rng, num_resamples), confidence)
+
+
+def _resampled_means(values: np.ndarray, rng: np.random.Generator, num_resamples: int) -> np.ndarray:
+    """The means of ``num_resamples`` resamples of ``values`` with replacement, each of their size."""
+    return values[rng.integers(0, values.size, size=(num_resamples, values.size))].mean(axis=1)
+
+
+def _percentile_interval(means: np.ndarray, confidence: float) -> tuple[float, float]:
     tail = 100.0 * (1.0 - confidence) / 2.0
     low, high = np.percentile(means, [tail, 100.0 - tail])
     return float(low), float(high)
@@ -196,10 +204,8 @@ def bootstrap_difference(values, baseline, *, confidence: float = 0.95, num_resa
     if values.size == 1 and baseline.size == 1:
         return diff, diff, diff
     rng = np.random.default_rng(seed)
-    means = [x[rng.integers(0, x.size, size=(num_resamples, x.size))].mean(axis=1) for x in (values, baseline)]
-    tail = 100.0 * (1.0 - confidence) / 2.0
-    low, high = np.percentile(means[0] - means[1], [tail, 100.0 - tail])
-    return diff, float(low), float(high)
+    means = [_resampled_means(x, rng, num_resamples) for x in (values, baseline)]
+    return (diff, *_percentile_interval(means[0] - means[1], confidence))
 
 
 def summarize(generations: list[int], diversity: list, true_rate: list, threshold: float = COLLAPSE_THRESHOLD) -> dict:
@@ -898,7 +904,12 @@ def write_comparison_report(run_dirs: list[str | Path], output_dir: str | Path, 
     """
     if not run_dirs:
         raise ValueError("write_comparison_report needs at least one run directory")
-    runs = [load_run(d) for d in run_dirs]
+    return write_comparison([load_run(d) for d in run_dirs], output_dir, threshold=threshold)
+
+
+def write_comparison(runs: list[Run], output_dir: str | Path, *, threshold: float = COLLAPSE_THRESHOLD) -> Path:
+    """``write_comparison_report`` of runs already read (``load_run``): a sweep reads each run once for all its
+    reports."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     groups = group_runs(runs)

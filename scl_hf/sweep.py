@@ -37,7 +37,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scl_hf.config import KEYS, Config, ConfigError, build_config, read_mapping, read_yaml, save_config, unknown_key
+from scl_hf.config import (
+    KEYS,
+    Config,
+    ConfigError,
+    build_config,
+    invalid,
+    read_mapping,
+    read_yaml,
+    save_config,
+    unknown_key,
+)
 from scl_hf.errors import SclHfError
 from scl_hf.figures import FigureSpec, parse_figures, write_figures
 from scl_hf.rundir import METRICS, gen_dir
@@ -70,10 +80,6 @@ class Sweep:
     figures: list[FigureSpec] = field(default_factory=list)  # the figures for questions (scl_hf.figures)
 
 
-def _fail(key: str, allowed: str, value: object) -> ConfigError:
-    return ConfigError(f"{key} must be {allowed}, got {value!r}")
-
-
 def _slug(value: object) -> str:
     """A grid value as part of a folder name: ``0.5``, ``verified+dedup``; no slashes or spaces."""
     return re.sub(r"[^A-Za-z0-9._+=]", "_", str(value))
@@ -89,34 +95,34 @@ def load_sweep(path: str | Path, output_dir: str | Path | None = None) -> Sweep:
             raise ConfigError(f"unknown key {key!r} in {path}; allowed keys: {', '.join(SWEEP_KEYS)}")
     recipes = raw.get("recipes")
     if not isinstance(recipes, list) or not recipes or not all(isinstance(r, str) for r in recipes):
-        raise _fail("recipes", "a non-empty list of recipe files", recipes)
+        raise invalid("recipes", "a non-empty list of recipe files", recipes)
     grid = raw.get("grid") or {}
     if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
-        raise _fail("grid", "a mapping of config key -> non-empty list of values", grid)
+        raise invalid("grid", "a mapping of config key -> non-empty list of values", grid)
     overrides = raw.get("overrides") or {}
     if not isinstance(overrides, dict):
-        raise _fail("overrides", "a mapping of config key -> value", overrides)
+        raise invalid("overrides", "a mapping of config key -> value", overrides)
     for key in [*grid, *overrides]:
         if key not in KEYS:
             raise unknown_key(str(key), f"{path} (grid/overrides)")
         if key in ("seed", "run_name", "output_dir"):
-            raise _fail(key, "left to the sweep (seeds name the replicates; the sweep names and places runs)", key)
+            raise invalid(key, "left to the sweep (seeds name the replicates; the sweep names and places runs)", key)
     both = set(grid) & set(overrides)
     if both:
-        raise _fail("overrides", f"free of the grid's keys ({', '.join(sorted(both))})", overrides)
+        raise invalid("overrides", f"free of the grid's keys ({', '.join(sorted(both))})", overrides)
     seeds = raw.get("seeds", [1337])
     if (not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds)
             or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
-        raise _fail("seeds", "a non-empty list of distinct integers >= 0", seeds)
+        raise invalid("seeds", "a non-empty list of distinct integers >= 0", seeds)
     executor = raw.get("executor", "local")
     if executor not in EXECUTORS:
-        raise _fail("executor", f"one of {EXECUTORS}", executor)
+        raise invalid("executor", f"one of {EXECUTORS}", executor)
     max_parallel = raw.get("max_parallel", 1)
     if not isinstance(max_parallel, int) or isinstance(max_parallel, bool) or max_parallel < 1:
-        raise _fail("max_parallel", "an integer >= 1", max_parallel)
+        raise invalid("max_parallel", "an integer >= 1", max_parallel)
     slurm = raw.get("slurm") or {}
     if not isinstance(slurm, dict) or any(k not in SLURM_OPTIONS for k in slurm):
-        raise _fail("slurm", f"a mapping with keys from {tuple(SLURM_OPTIONS)}", slurm)
+        raise invalid("slurm", f"a mapping with keys from {tuple(SLURM_OPTIONS)}", slurm)
 
     folder = Path(output_dir) if output_dir is not None else Path("runs") / "sweeps" / path.stem
     runs, names = [], set()
@@ -291,17 +297,15 @@ def write_results(sweep: Sweep) -> list[Path]:
     ``figures/`` (the sweep file's figures, ``scl_hf.figures``) and ``results.csv``: one row per run x generation
     x number of its ``metrics.json`` (``block`` like ``metrics`` or ``data.curation``, ``metric``, ``value``).
     Returns the files written."""
-    import json
-
-    from scl_hf.report import write_comparison_report
+    from scl_hf.report import load_run, write_comparison
 
     runs = complete_runs(sweep)
     if not runs:
         raise SclHfError(f"no run of {sweep.path.name} is complete yet in {sweep.folder}: nothing to report")
-    written = [write_comparison_report([run.config.run_dir for run in runs], sweep.folder / "comparison")]
-    complete = {run.name for run in runs}
-    missing = [run.name for run in sweep.runs if run.name not in complete]
-    figures = write_figures(sweep.figures, runs, missing, sweep.folder / "figures", sweep_command(sweep))
+    loaded = {run.name: load_run(run.config.run_dir) for run in runs}  # each run read once for all three
+    written = [write_comparison(list(loaded.values()), sweep.folder / "comparison")]
+    missing = [run.name for run in sweep.runs if run.name not in loaded]
+    figures = write_figures(sweep.figures, runs, loaded, missing, sweep.folder / "figures", sweep_command(sweep))
     written += [figures] if figures is not None else []
     grid_keys = sorted({key for run in sweep.runs for key in run.point})
     table = sweep.folder / "results.csv"
@@ -309,11 +313,10 @@ def write_results(sweep: Sweep) -> list[Path]:
         writer = csv.writer(f)
         writer.writerow(["run", "recipe", *grid_keys, "seed", "generation", "block", "metric", "value"])
         for run in runs:
-            for t in range(run.config.loop.num_generations):
-                record = json.loads((gen_dir(run.config.run_dir, t) / METRICS).read_text(encoding="utf-8"))
+            for record in loaded[run.name].generations:  # each generation's metrics.json, as read once above
                 for block, metric, value in _numbers(record):
                     writer.writerow([run.name, run.recipe, *[run.point.get(k, "") for k in grid_keys],
-                                     run.config.training.seed, t, block, metric, value])
+                                     run.config.training.seed, record["generation"], block, metric, value])
     return [*written, table]
 
 
