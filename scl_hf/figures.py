@@ -42,6 +42,7 @@ from scl_hf.report import (
     group_runs,
     load_run,
     markdown_table,
+    reference_values,
 )
 from scl_hf.rundir import write_text
 
@@ -146,13 +147,6 @@ def _interval(values: np.ndarray, digits: int) -> str:
     return f"{_fmt(float(values.mean()), digits)} [{_fmt(low, digits)}, {_fmt(high, digits)}]"
 
 
-def _reference_at(groups: list[Group], key: str, generation: int) -> np.ndarray:
-    values = [curve[g.generations.index(generation)] for g in groups if generation in g.generations
-              for curve in g.reference.get(key, [])]
-    values = np.array(values, dtype=float)
-    return values[np.isfinite(values)]
-
-
 def figure_table(spec: FigureSpec, groups: list[tuple[str, Group]], key: str, digits: int = 3) -> str:
     """The table of one measure: mean [95% interval] per configuration and generation, the seeds at the last
     generation, the difference to the baseline there, and the reference sample's row where there is one."""
@@ -176,9 +170,9 @@ def figure_table(spec: FigureSpec, groups: list[tuple[str, Group]], key: str, di
             diff = "baseline"
         rows.append((group.label, str(len(group.runs)), [_interval(_at(group, key, g), digits) for g in gens],
                      ", ".join(_fmt(float(v), digits) for v in seeds) or "n/a", diff))
-    only = [g for _, g in groups]
-    if any(_reference_at(only, key, g).size for g in gens):
-        rows.append((REFERENCE_LABEL, "", [_interval(_reference_at(only, key, g), digits) for g in gens], "", ""))
+    reference = reference_values([g for _, g in groups], key)
+    if any(g in reference for g in gens):
+        rows.append((REFERENCE_LABEL, "", [_interval(np.array(reference.get(g, [])), digits) for g in gens], "", ""))
     return markdown_table(columns, rows)
 
 

@@ -819,15 +819,22 @@ def _on_generations(run: Run, block: str, key: str, generations: list[int]) -> l
     return [float(by_gen[g]) if _is_number(by_gen[g]) else np.nan for g in generations]
 
 
-def reference_band(groups: list[Group], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """``(generations, low, high)``: per generation, the range of the reference sample's ``key`` over every run
-    of ``groups`` that has one; None when none has (likelihoods, older runs)."""
+def reference_values(groups: list[Group], key: str) -> dict[int, list[float]]:
+    """Generation -> the finite values of the reference sample's ``key`` over every run of ``groups`` (in group
+    and run order); empty when no run has one (likelihoods, older runs)."""
     by_gen: dict[int, list[float]] = {}
     for group in groups:
         for values in group.reference.get(key, []):
             for g, v in zip(group.generations, values, strict=True):
                 if np.isfinite(v):
                     by_gen.setdefault(g, []).append(v)
+    return by_gen
+
+
+def reference_band(groups: list[Group], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(generations, low, high)``: per generation, the range of the reference sample's ``key`` over every run
+    of ``groups`` that has one; None when none has (likelihoods, older runs)."""
+    by_gen = reference_values(groups, key)
     if not by_gen:
         return None
     gens = sorted(by_gen)
