@@ -191,9 +191,9 @@ def write_figures(specs: list[FigureSpec], runs, loaded: dict, missing: list[str
              f"of that mean ({BOOTSTRAP_RESAMPLES} resamples of the seeds), the faint lines the seeds themselves; the "
              "grey band, where there is one, is the range over the runs of the same measure on a real sample of the "
              "same size. In the tables: mean [95% interval], or the value alone for a configuration with one "
-             "complete run; the difference to the baseline resamples both groups independently. With three seeds a "
-             "percentile bootstrap interval is narrow (it cannot reach beyond the "
-             "seeds' own range): read it with the seeds' values beside it.", ""]
+             "complete run; the difference to the baseline resamples both groups independently. With few seeds a "
+             "percentile bootstrap interval is narrow (it cannot reach beyond the seeds' own range): read it with "
+             "the seeds' values beside it.", ""]
     for spec in specs:
         groups = figure_groups(spec, runs, loaded)
         lines += [f"## {spec.title}", ""]
