@@ -25,6 +25,7 @@ import yaml
 
 from scl_hf.errors import SclHfError
 from scl_hf.expressions import GeneratorConfig, num_true_expressions
+from scl_hf.rundir import seed_for
 from scl_hf.selection import SELECTIONS
 
 CYCLES = ("full_synthetic", "balanced", "incremental", "expanding", "accumulate", "accumulate_subsample")
@@ -104,7 +105,9 @@ class DataConfig(GeneratorConfig):
 
     dataset_size: int = 10_000  # n = |D0|; every cycle's formula is written in units of n
     heldout_size: int = 2_000  # H: real expressions no training set ever holds; each M_t's NLL on H (0: off)
-    data_seed: int = field(default=0, metadata=REPLICATE)  # D0, H and fresh real data (scl_hf.rundir.seed_for)
+    # D0, H, fresh real data and the reference samples. null (the default): derived from the replicate's `seed`
+    # (Config.real_data_seed), so seeds replicate the whole experiment; an integer pins real data across seeds
+    data_seed: int | None = field(default=None, metadata=REPLICATE)
 
     def __post_init__(self) -> None:
         try:
@@ -113,7 +116,8 @@ class DataConfig(GeneratorConfig):
             raise ConfigError(str(err)) from None
         _require(self.dataset_size >= 1, "dataset_size", "an integer >= 1", self.dataset_size)
         _require(self.heldout_size >= 0, "heldout_size", "an integer >= 0 (0: no held-out set)", self.heldout_size)
-        _require(self.data_seed >= 0, "data_seed", "an integer >= 0", self.data_seed)
+        _require(self.data_seed is None or self.data_seed >= 0, "data_seed",
+                 "null (derived from seed) or an integer >= 0", self.data_seed)
         capacity = num_true_expressions(self, limit=self.dataset_size)  # D0 is that many distinct True expressions
         _require(self.dataset_size <= capacity, "dataset_size",
                  f"at most {capacity}, the number of distinct True expressions the generator can make with depth "
@@ -376,6 +380,14 @@ class Config:
                      f"{self.data.heldout_size}) and the fresh real rows, which never repeat them or {earlier} "
                      f"fresh rows, need {needed} distinct True expressions, and the generator "
                      f"can make {capacity} with depth {bounds} (raise max_depth)", n)
+
+    @property
+    def real_data_seed(self) -> int:
+        """The base seed of the real-data streams (D0, H, fresh rows, R_t): ``data_seed`` where a recipe pins it,
+        else ``seed_for(seed, "data", 0)``, so that each replicate draws its own D0 and held-out set."""
+        if self.data.data_seed is not None:
+            return self.data.data_seed
+        return seed_for(self.training.seed, "data", 0)
 
     def to_flat(self) -> dict:
         return {k: v for section in SECTIONS for k, v in dataclasses.asdict(getattr(self, section)).items()}

@@ -2,7 +2,7 @@
 
 Notation: n = ``dataset_size`` = |D0|, λ = ``synthetic_fraction``, φ = ``fresh_fraction``,
 S_t = the samples of M_t after curation (in sampling order), and ``new(k)`` = k new rows of which
-round(φ·k) are fresh real expressions (drawn from the generator with the stream ``seed_for(data_seed,
+round(φ·k) are fresh real expressions (drawn from the generator with the stream ``seed_for(real_data_seed,
 "fresh", t + 1)``, never a string of D0, D_t or the held-out set H) and the rest are the first samples of S_t.
 
 =======================  ==================================================  ===========
@@ -85,7 +85,7 @@ def rows(texts: list[str], origin: str, generation: int, model_revision: str = "
 
 def real_dataset(cfg: Config) -> Dataset:
     """D0 with provenance (generation -1): ``dataset_size`` unique True expressions of the ``real`` stream."""
-    texts = make_real_dataset(cfg.data.dataset_size, seed_for(cfg.data.data_seed, "real", 0), cfg.data)
+    texts = make_real_dataset(cfg.data.dataset_size, seed_for(cfg.real_data_seed, "real", 0), cfg.data)
     return rows(texts, "real", -1)
 
 
@@ -95,7 +95,7 @@ def heldout_texts(cfg: Config, d0: Dataset) -> list[str]:
     No training set ever holds them (fresh real data avoids them too), so each generation's likelihood
     of H measures how well it still explains real data it never saw.
     """
-    return make_real_dataset(cfg.data.heldout_size, seed_for(cfg.data.data_seed, "heldout", 0), cfg.data,
+    return make_real_dataset(cfg.data.heldout_size, seed_for(cfg.real_data_seed, "heldout", 0), cfg.data,
                              exclude=set(d0["text"]))
 
 
@@ -108,7 +108,7 @@ def reference_texts(cfg: Config, generation: int, size: int) -> list[str]:
     where the depth bounds allow fewer than ``size`` distinct True expressions it holds all there are.
     """
     size = min(size, num_true_expressions(cfg.data, limit=size))
-    return make_real_dataset(size, seed_for(cfg.data.data_seed, "reference", generation), cfg.data)
+    return make_real_dataset(size, seed_for(cfg.real_data_seed, "reference", generation), cfg.data)
 
 
 def with_provenance(ds: Dataset) -> Dataset:
@@ -344,7 +344,7 @@ def build_next_dataset(
     parts = [base]
     existing = set(base["text"])
     if num_fresh:
-        fresh = make_real_dataset(num_fresh, seed_for(cfg.data.data_seed, "fresh", generation), cfg.data,
+        fresh = make_real_dataset(num_fresh, seed_for(cfg.real_data_seed, "fresh", generation), cfg.data,
                                   exclude=existing | set(d0["text"]) | set(current["text"]) | set(heldout))
         parts.append(rows(fresh, "fresh", generation))
         existing |= set(fresh)

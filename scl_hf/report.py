@@ -896,7 +896,7 @@ def run_list_columns(out: Path) -> list[Column]:
 
     return [("run", link),
             ("group", lambda rg: rg[1].label),
-            ("data_seed", lambda rg: str(rg[0].config.data.data_seed)),
+            ("data seed", lambda rg: str(rg[0].config.real_data_seed)),
             ("seed", lambda rg: str(rg[0].config.training.seed)),
             ("generations", lambda rg: f"{len(rg[0].generations)} of {rg[0].config.loop.num_generations}"),
             ("folder", lambda rg: str(rg[0].path))]

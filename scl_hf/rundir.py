@@ -218,14 +218,15 @@ SEED_STAGES = {
     "verify": 7,  # seed: the imperfect verifier's wrong verdicts while D_t is built (generation t)
     "correct": 8,  # seed: the ties the correction of samples breaks while D_t is built (generation t)
     "select": 9,  # seed: the random subset `select: random` keeps of the pool while D_t is built (generation t)
+    "data": 10,  # seed: the data_seed of a replicate whose recipe pins none (Config.real_data_seed; generation 0)
 }
 
 
 def seed_for(base_seed: int, stage: str, generation: int, round: int = 0) -> int:
     """The seed of one random stream of a run: ``(base_seed, stage, generation, round)`` through a SeedSequence.
 
-    ``base_seed`` is the config's ``data_seed`` for the streams that make real data and ``seed`` for all
-    others (``SEED_STAGES`` says which, and what each stream drives). SeedSequence mixes the four
+    ``base_seed`` is the run's real-data seed (``Config.real_data_seed``) for the streams that make real data and
+    ``seed`` for all others (``SEED_STAGES`` says which, and what each stream drives). SeedSequence mixes the four
     integers so that streams of different stages, generations or rounds are independent, and the same
     four always give the same seed: a resumed run redraws exactly what an uninterrupted one drew.
     The result is below 2**31, so it is valid for ``random``, numpy's legacy seeding (which Accelerate's

@@ -8,6 +8,7 @@ import pytest
 from scl_hf.config import build_config
 from scl_hf.cycles import Curator, build_next_dataset, heldout_texts, real_dataset, reference_texts, rows
 from scl_hf.expressions import classify, make_real_dataset
+from scl_hf.rundir import seed_for
 
 N = 20
 
@@ -84,6 +85,21 @@ def test_the_reference_sample_is_real_data_of_its_own_stream_per_generation():
     assert reference_texts(config(data_seed=7), 1, 25) != first
     tiny = config(dataset_size=2, max_depth=1, heldout_size=0)  # depth 1: "True" and "(True)" only
     assert sorted(reference_texts(tiny, 0, 50)) == ["(True)", "True"]
+
+
+def test_a_replicate_seed_varies_real_data_unless_a_recipe_pins_it():
+    """seed drives D0, H and R_t through the derived real-data seed; data_seed pins them across seeds."""
+    def real(**overrides):
+        cfg = config(heldout_size=10, **overrides)
+        d0 = real_dataset(cfg)
+        return d0["text"], heldout_texts(cfg, d0), reference_texts(cfg, 1, 10), cfg.real_data_seed
+
+    seed0, seed1 = real(seed=0), real(seed=1)
+    assert seed0 == real(seed=0)
+    assert all(a != b for a, b in zip(seed0, seed1, strict=True))  # D0, H, R_1 and the seed itself all differ
+    assert seed0[3] == seed_for(0, "data", 0)
+    pinned0, pinned1 = real(seed=0, data_seed=3), real(seed=1, data_seed=3)
+    assert pinned0 == pinned1 and pinned0[3] == 3
 
 
 def test_cycles_over_several_generations():
