@@ -151,7 +151,10 @@ class TrainingConfig:
     early_stopping_patience: int | None = None
     logging_steps: int = field(default=50, metadata=RESUMABLE)
     mixed_precision: str = "auto"  # "auto": bf16 where the GPU supports it, full precision on CPU
-    torch_compile: bool = False
+    torch_compile: bool = False  # compile the training forward (once per process: later generations reuse it)
+    # transformers' hub kernels for the run's own checkpoints: off, so that no run depends on the network or on a
+    # kernel repository's current state (transformers >= 5.2x turns them on by default where `kernels` is installed)
+    use_kernels: bool = False
     # CPU threads of each process (null: the cores this process may use, divided by the processes of the launch)
     torch_num_threads: int | None = field(default=None, metadata=RESUMABLE_REPLICATE)
     report_to: str = field(default="none", metadata=RESUMABLE_REPLICATE)  # Accelerate tracker, per step and generation

@@ -24,14 +24,13 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
 from datasets import Dataset, load_from_disk
-from transformers import AutoModelForCausalLM
 
 from scl_hf.config import RESUMABLE_KEYS, Config, ConfigError, diff_configs, load_config, save_config
 from scl_hf.cycles import NextDataset, build_next_dataset, heldout_texts, real_dataset, reference_texts
 from scl_hf.errors import RunDirError, SclHfError
 from scl_hf.expressions import label, parse
 from scl_hf.measures import compute_metrics
-from scl_hf.model import make_model
+from scl_hf.model import load_model, make_model
 from scl_hf.rundir import (
     CONFIG,
     CURATION,
@@ -144,10 +143,14 @@ class Loop:
         self.acc.wait_for_everyone()
         return missing
 
+    def load_model(self, folder: Path):
+        """A checkpoint of this run on this process's device, hub kernels only where the config asks (model.py)."""
+        return load_model(folder, self.acc.device, use_kernels=self.cfg.training.use_kernels)
+
     def first_model(self):
         """M_0 from the run directory, read once per run."""
         if self._first_model is None:
-            self._first_model = AutoModelForCausalLM.from_pretrained(gen_dir(self.run_dir, 0) / MODEL)
+            self._first_model = self.load_model(gen_dir(self.run_dir, 0) / MODEL)
         return self._first_model
 
     def reference_metrics(self, t: int, size: int) -> dict:
@@ -169,7 +172,7 @@ class Loop:
         def sample_more(k: int, round_: int) -> tuple[list[str], list[float]]:
             nonlocal model
             if model is None:
-                model = AutoModelForCausalLM.from_pretrained(prev / MODEL)
+                model = self.load_model(prev / MODEL)
             seed = seed_for(self.cfg.training.seed, "sample", t - 1, round=round_)
             more = sample_expressions(model, self.tokenizer, self.cfg.sampling, self.acc, seed=seed, num_samples=k)
             return more.texts, _per_token(more.logprobs, more.token_counts)
@@ -204,7 +207,7 @@ class Loop:
             seed = seed_for(cfg.training.seed, "train", t)
             torch.manual_seed(seed)
             if cfg.training.init_from == "previous" and t > 0:
-                model = AutoModelForCausalLM.from_pretrained(gen_dir(self.run_dir, t - 1) / MODEL)
+                model = self.load_model(gen_dir(self.run_dir, t - 1) / MODEL)
             else:
                 model = make_model(cfg.model, self.tokenizer)
             result = train_model(model, self.tokenizer, data, cfg.training, acc, seed=seed,
@@ -214,7 +217,7 @@ class Loop:
                 write_atomically(folder / MODEL, partial(_save_model, model, self.tokenizer, result.to_json()))
             acc.wait_for_everyone()
             del model
-        model = AutoModelForCausalLM.from_pretrained(folder / MODEL)
+        model = self.load_model(folder / MODEL)
         train = read_json(folder / MODEL / TRAIN_RESULT)
 
         # Samples: S_t, drawn from M_t by all processes together.

@@ -11,7 +11,10 @@ things make it train fast on a CPU, both measured in docs/BENCHMARKS.md:
 
 from __future__ import annotations
 
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
 
 from scl_hf.config import ModelConfig
 
@@ -41,3 +44,14 @@ def make_gpt2_config(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase) -> GP
 def make_model(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase) -> GPT2LMHeadModel:
     """A freshly initialised ``GPT2LMHeadModel`` (seed torch first for reproducible weights)."""
     return GPT2LMHeadModel(make_gpt2_config(cfg, tokenizer))
+
+
+def load_model(folder: str | Path, device: torch.device | str = "cpu", use_kernels: bool = False) -> GPT2LMHeadModel:
+    """A checkpoint of the run directory (``save_pretrained`` output), on ``device``, in eval mode.
+
+    ``use_kernels`` is passed to ``from_pretrained`` explicitly: since transformers 5.2x its default (None) means
+    "kernelize from the Hub" wherever the ``kernels`` package is installed, which can fetch code at load time, and a
+    run must load its own weights offline and the same way every time.
+    """
+    model = AutoModelForCausalLM.from_pretrained(folder, use_kernels=use_kernels)
+    return model.to(device).eval()

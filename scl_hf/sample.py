@@ -258,7 +258,8 @@ def sample_expressions(model, tokenizer, cfg: SamplingConfig, accelerator: Accel
     """Draw ``num_samples`` (default ``cfg.num_samples``) expressions from ``model``, sharded across processes.
 
     Args:
-        model: the unwrapped ``GPT2LMHeadModel``; put in eval mode here.
+        model: the unwrapped ``GPT2LMHeadModel``; put in eval mode here, and on the accelerator's device when one
+            is given (a model loaded from disk is on the CPU: sampled there, a GPU run's samples took 5x as long).
         tokenizer: the character tokenizer (``bos``/``eos`` ids, decoding).
         cfg: temperature, top-k, top-p, length cap and batch size.
         accelerator: when given, the samples are split across its processes and gathered on every one,
@@ -281,6 +282,8 @@ def sample_expressions(model, tokenizer, cfg: SamplingConfig, accelerator: Accel
         raise ValueError(f"max_new_tokens must be at most n_positions - 1 = {cap}, got {max_new_tokens}")
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator is not None else (0, 1)
     model.eval()
+    if accelerator is not None:
+        model.to(accelerator.device)
     with accelerator.autocast() if accelerator is not None else contextlib.nullcontext():
         result = sample_shard(model, tokenizer, cfg, seed=seed, process_index=rank,
                               count=shard_size(total, rank, world), max_new_tokens=max_new_tokens)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState, is_initialized
 from accelerate.utils import ProjectConfiguration, set_seed
 from torch import nn
 from tqdm.auto import tqdm
@@ -51,6 +52,7 @@ class TrainResult:
     seconds: float
     stopped_early: bool = False  # early_stopping_patience validations in a row found no new best
     validation_seconds: float = 0.0  # of ``seconds``, the time spent validating
+    compile_seconds: float = 0.0  # of ``seconds``, the first optimizer step's, which compiles (torch_compile only)
     # one record per log ({"step", "loss", "lr", "tokens_per_second"}) and per evaluation
     # ({"step", "val_loss", "seconds"}: the validation's own time)
     history: list[dict] = field(default_factory=list)
@@ -72,13 +74,27 @@ def make_accelerator(cfg: TrainingConfig, project_dir: str | None = None) -> Acc
     """The run's one Accelerator: mixed precision resolved, gradient accumulation, trackers when asked.
 
     ``project_dir`` is where trackers write (TensorBoard event files go to ``<project_dir>/logs``).
+
+    Accelerate keeps its state once per process, and an Accelerator with another ``mixed_precision`` than the
+    one made before it raises. A process of one (a notebook, a test, a benchmark that trains in fp32 and then
+    in bf16) gets the new setting: the mixed-precision state is reset here, deliberately, keeping the device
+    and process group (``PartialState``); an earlier Accelerator of the process then follows the new setting, so
+    use one at a time. Under a launch of several processes the state is the launch's, and a change is refused
+    with both settings named.
     """
+    mixed = resolve_mixed_precision(cfg.mixed_precision)
+    state = AcceleratorState() if is_initialized() else None  # the process's shared state, if an Accelerator made it
+    if state is not None and state.mixed_precision != mixed:
+        if state.num_processes > 1:
+            raise ValueError(f"this process already has an Accelerator with mixed_precision={state.mixed_precision!r}"
+                             f"; a launch of {state.num_processes} processes cannot switch to {mixed!r}")
+        AcceleratorState._reset_state()  # accelerate's own reset, the mixed-precision part only
     log_with = None if cfg.report_to == "none" else cfg.report_to
     project = None
     if project_dir is not None:
         project = ProjectConfiguration(project_dir=str(project_dir), logging_dir=f"{project_dir}/logs")
     return Accelerator(
-        mixed_precision=resolve_mixed_precision(cfg.mixed_precision),
+        mixed_precision=mixed,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         log_with=log_with,
         project_config=project,
@@ -360,6 +376,10 @@ def train_model(model, tokenizer, dataset, cfg: TrainingConfig, accelerator: Acc
     model.train()
     optimizer = make_optimizer(model, cfg, fused=accelerator.device.type in ("cpu", "cuda"))
     wrapped, optimizer = accelerator.prepare(model, optimizer)
+    # torch_compile: the training forward only, whose shapes never change (full batches of block_size). Validation
+    # runs eagerly: eval mode and its short last batch would each compile the model again, for a small share of
+    # the work. torch.compile caches by code, not by module, so a later generation's new model of the same shape
+    # reuses the compiled graphs (scripts/bench_gpu.py measures both generations' compile seconds).
     forward = torch.compile(wrapped) if cfg.torch_compile else wrapped
 
     rank, world = accelerator.process_index, accelerator.num_processes
@@ -368,6 +388,7 @@ def train_model(model, tokenizer, dataset, cfg: TrainingConfig, accelerator: Acc
     history: list[dict] = []
     best_val, best_step, best_state = math.inf, 0, None
     stale, stopped_early, validation_seconds = 0, False, 0.0  # validations since the last new best
+    compile_seconds, untimed_steps = 0.0, 0  # untimed: steps of the window left out of its tokens/s (compiling)
     window_loss = torch.zeros((), device=accelerator.device)  # summed micro-step losses since the last log
     window_count, window_start, final_train_loss = 0, time.perf_counter(), math.nan
     progress = tqdm(total=cfg.max_steps, disable=not accelerator.is_local_main_process, desc="train")
@@ -399,10 +420,14 @@ def train_model(model, tokenizer, dataset, cfg: TrainingConfig, accelerator: Acc
                 window_loss += loss.detach()
                 window_count += 1
             done = step + 1
+            if step == 0 and cfg.torch_compile:  # the compilation: counted apart, not in tokens/s
+                window_loss.item()  # waits for the device
+                compile_seconds = time.perf_counter() - window_start
+                window_start, untimed_steps = time.perf_counter(), 1
             # validation: keep the weights whenever the held-out loss improves; stop when it has not for a while
             if done % cfg.eval_steps == 0 or done == cfg.max_steps:
                 eval_start = time.perf_counter()
-                val_loss = evaluate_loss(forward, val_inputs, val_targets, accelerator, batch, bos_id)
+                val_loss = evaluate_loss(wrapped, val_inputs, val_targets, accelerator, batch, bos_id)
                 eval_seconds = time.perf_counter() - eval_start
                 val_record = {"step": done, "val_loss": val_loss, "seconds": eval_seconds}
                 accelerator.log({"train/val_loss": val_loss}, step=step_offset + done)
@@ -421,7 +446,7 @@ def train_model(model, tokenizer, dataset, cfg: TrainingConfig, accelerator: Acc
             if done % cfg.logging_steps == 0 or done == cfg.max_steps or stopped_early:
                 mean_loss = accelerator.reduce(window_loss / window_count, reduction="mean").item()
                 now = time.perf_counter()
-                steps_in_window = window_count // cfg.gradient_accumulation_steps
+                steps_in_window = window_count // cfg.gradient_accumulation_steps - untimed_steps
                 record = {"step": done, "loss": mean_loss, "lr": lr,
                           "tokens_per_second": steps_in_window * tokens_per_step / max(now - window_start, 1e-9)}
                 history.append(record)
@@ -430,7 +455,7 @@ def train_model(model, tokenizer, dataset, cfg: TrainingConfig, accelerator: Acc
                                      lr=f"{lr:.2e}")
                 final_train_loss = mean_loss
                 window_loss.zero_()
-                window_count, window_start = 0, time.perf_counter()
+                window_count, window_start, untimed_steps = 0, time.perf_counter(), 0
             if val_record is not None:
                 history.append(val_record)
             progress.update(1)
@@ -451,5 +476,6 @@ def train_model(model, tokenizer, dataset, cfg: TrainingConfig, accelerator: Acc
         seconds=time.perf_counter() - start,
         stopped_early=stopped_early,
         validation_seconds=validation_seconds,
+        compile_seconds=compile_seconds,
         history=history,
     )

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
-PACKAGES=(datasets evaluate rapidfuzz dill multiprocess huggingface_hub httpx2 httpcore2 truststore)
+PACKAGES=(transformers datasets evaluate rapidfuzz dill multiprocess huggingface_hub httpx2 httpcore2 truststore submitit)
 pins=()
 for name in "${PACKAGES[@]}"; do
   pins+=("$name==$("$PY" -c "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))" "$name")")

@@ -5,6 +5,7 @@ import importlib.util
 import os
 import platform
 import re
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -155,10 +156,25 @@ def test_gpu_check_runs_its_steps_in_cpu_mode(tmp_path):
 
     script = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.sh"
     env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(["bash", str(script), "--cpu"], capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = [line.split("|")[1].strip() for line in proc.stdout.splitlines() if line.startswith("| ")]
-    assert rows[1:] == ["training, no, eager", "sampling 50 expressions", "one generation end to end (smoke.yaml)"]
-    assert "| cuda False |" in proc.stdout
+    out = tmp_path / "out"
+    proc = subprocess.run(["bash", str(script), "--cpu", "--out", str(out), "--budget", "500"], capture_output=True,
+                          text=True, env={**env, "TMPDIR": str(tmp_path)}, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    rows = [line.split("|")[1].strip() for line in (out / "bench.md").read_text().splitlines()[2:]]
+    assert rows == ["training, no, eager", "sampling 50 expressions, model on the device",
+                    "sampling 50 expressions, reloaded as the loop does",
+                    "one generation end to end (smoke.yaml, eager)", "1 run(s) at once, one generation each",
+                    "2 run(s) at once, one generation each"]
+    assert "cuda False" in (out / "env.txt").read_text()
+    # the science probe: 4 seeds x 2 generations at the smoke shape, its small results only
+    science = (out / "science" / "science.md").read_text().splitlines()[2:]
+    assert [row.split("|")[1:3] for row in science] == [[f" smoke-seed{s} ", f" {t} "] for s in range(4)
+                                                        for t in (0, 1)]
+    with tarfile.open(out / "science" / "small_results.tar.gz") as tar:
+        names = tar.getnames()
+    assert "smoke-seed3/gen_01/metrics.json" in names and not any("/model/model" in n for n in names)
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == sorted(
+        ["bench.md", "check.log", "env.txt", "science.log", "science.md", "small_results.tar.gz"])
     bad = subprocess.run(["bash", str(script), "--fast"], capture_output=True, text=True, env=env)
-    assert bad.returncode == 2 and "unknown argument --fast (allowed: --cpu, --write)" in bad.stderr
+    assert bad.returncode == 2
+    assert "unknown argument --fast (allowed: --cpu, --out DIR, --budget SECONDS)" in bad.stderr

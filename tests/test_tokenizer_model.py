@@ -5,7 +5,7 @@ from helpers import TINY, num_parameters
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from scl_hf.expressions import ALPHABET, make_real_dataset
-from scl_hf.model import PAPER, make_model
+from scl_hf.model import PAPER, load_model, make_model
 from scl_hf.tokenizer import build_tokenizer
 
 
@@ -52,3 +52,19 @@ def test_saved_model_reloads_with_auto_model(tmp_path):
     ids = torch.tensor([tok("<bos>True and")["input_ids"]])
     assert torch.equal(model(ids).logits, again(ids).logits)
     assert again.config.bos_token_id == tok.bos_token_id and again.config.eos_token_id == tok.eos_token_id
+
+
+def test_load_model_leaves_hub_kernels_off_and_loads_offline(tmp_path, monkeypatch):
+    """transformers >= 5.2x kernelizes from_pretrained models by default where `kernels` is installed (as pip
+    installs it here): the run's own checkpoints load with kernels off, with no network (HF_HUB_OFFLINE)."""
+    tok = build_tokenizer(TINY.n_positions)
+    torch.manual_seed(0)
+    model = make_model(TINY, tok).eval()
+    model.save_pretrained(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("USE_HUB_KERNELS", raising=False)
+    again = load_model(tmp_path)
+    assert not again.training and again.lm_head.weight.device.type == "cpu"
+    assert getattr(again, "use_kernels", False) is False  # the property exists from transformers 5.2x on
+    ids = torch.tensor([tok("<bos>True and")["input_ids"]])
+    assert torch.equal(model(ids).logits, again(ids).logits)

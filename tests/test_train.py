@@ -178,7 +178,7 @@ def test_training_is_deterministic_and_lowers_the_loss():
     assert all(torch.equal(p, q) for p, q in zip(model_a.parameters(), model_b.parameters(), strict=True))
     assert not model_a.training
     assert set(a.to_json()) == {"best_val_loss", "best_step", "steps", "final_train_loss", "train_tokens", "seconds",
-                                "stopped_early", "validation_seconds"}
+                                "stopped_early", "validation_seconds", "compile_seconds"}
     assert not a.stopped_early and 0 < a.validation_seconds < a.seconds
     assert all(r["seconds"] > 0 for r in a.history if "val_loss" in r)  # each validation timed
 
@@ -370,3 +370,22 @@ def test_two_processes_train_and_sample_like_one_process(tmp_path):
     same_seed_rank1 = sample_shard(trained, tokenizer, sample_cfg, seed=3, process_index=0, count=3,
                                    max_new_tokens=24)
     assert shards[1].texts != same_seed_rank1.texts  # rank 1 does not repeat rank 0's stream
+
+
+def test_accelerators_of_another_precision_follow_each_other_in_one_process():
+    """Accelerate's state is process-global: fp32, then bf16 (CPU autocast exists), then fp32 again, each takes
+    effect (accelerate alone raises at the second), and a bf16 training run works after an fp32 one."""
+    acc = make_accelerator(TrainingConfig(mixed_precision="no"))
+    layer = nn.Linear(4, 4)
+    with acc.autocast():
+        assert layer(torch.ones(1, 4)).dtype == torch.float32
+    acc = make_accelerator(TrainingConfig(mixed_precision="bf16"))
+    assert acc.mixed_precision == "bf16"
+    with acc.autocast():
+        assert layer(torch.ones(1, 4)).dtype == torch.bfloat16
+    tokenizer, model, dataset, cfg = tiny_run(steps=2, mixed_precision="bf16")
+    result = train_model(model, tokenizer, dataset, cfg, make_accelerator(cfg), seed=0)
+    assert math.isfinite(result.best_val_loss) and result.compile_seconds == 0.0
+    acc = make_accelerator(TrainingConfig(mixed_precision="no"))
+    with acc.autocast():
+        assert layer(torch.ones(1, 4)).dtype == torch.float32

@@ -77,10 +77,12 @@ def use_embedded_hub(root: str | Path) -> str:
 def load_generation(repo: str, generation: int, **kwargs):
     """``(model, tokenizer)`` of a published generation: ``AutoModelForCausalLM``/``AutoTokenizer`` at tag ``gen-XX``.
 
-    ``kwargs`` go to ``AutoModelForCausalLM.from_pretrained`` (e.g. ``dtype``, ``cache_dir``, ``token``).
+    ``kwargs`` go to ``AutoModelForCausalLM.from_pretrained`` (e.g. ``dtype``, ``cache_dir``, ``token``);
+    ``use_kernels`` is False unless given (``scl_hf.model.load_model`` says why).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    kwargs.setdefault("use_kernels", False)
     revision = tag(generation)
     model = AutoModelForCausalLM.from_pretrained(repo, revision=revision, **kwargs)
     tokenizer = AutoTokenizer.from_pretrained(repo, revision=revision, cache_dir=kwargs.get("cache_dir"),
