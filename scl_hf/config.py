@@ -149,6 +149,9 @@ class TrainingConfig:
     eval_steps: int = 250  # validate (and maybe keep the weights) every this many optimizer steps
     # stop after this many validations in a row without a new best validation loss (null: train to max_steps)
     early_stopping_patience: int | None = None
+    # true: max_steps is the budget for dataset_size rows, and a D_t of m rows trains max_steps x m / dataset_size
+    # steps (Config.max_steps_for), so a growing cycle (expanding) sees its rows as often as D0's were seen
+    scale_steps_with_data: bool = False
     logging_steps: int = field(default=50, metadata=RESUMABLE)
     mixed_precision: str = "auto"  # "auto": bf16 where the GPU supports it, full precision on CPU
     torch_compile: bool = False  # compile the training forward (once per process: later generations reuse it)
@@ -391,6 +394,13 @@ class Config:
         if self.data.data_seed is not None:
             return self.data.data_seed
         return seed_for(self.training.seed, "data", 0)
+
+    def max_steps_for(self, rows: int) -> int:
+        """Optimizer steps of a generation whose training set has ``rows`` rows: ``max_steps``, or with
+        ``scale_steps_with_data`` ``round(max_steps * rows / dataset_size)`` (at least 1)."""
+        if not self.training.scale_steps_with_data:
+            return self.training.max_steps
+        return max(1, round(self.training.max_steps * rows / self.data.dataset_size))
 
     def to_flat(self) -> dict:
         return {k: v for section in SECTIONS for k, v in dataclasses.asdict(getattr(self, section)).items()}

@@ -14,6 +14,7 @@ docs/ARCHITECTURE.md draws the data flow of one generation.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -210,7 +211,8 @@ class Loop:
                 model = self.load_model(gen_dir(self.run_dir, t - 1) / MODEL)
             else:
                 model = make_model(cfg.model, self.tokenizer)
-            result = train_model(model, self.tokenizer, data, cfg.training, acc, seed=seed,
+            training = dataclasses.replace(cfg.training, max_steps=cfg.max_steps_for(len(data)))
+            result = train_model(model, self.tokenizer, data, training, acc, seed=seed,
                                  step_offset=t * cfg.training.max_steps)
             if main:
                 write_json(folder / TRAIN_HISTORY, result.history)

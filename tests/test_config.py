@@ -29,7 +29,9 @@ def test_defaults_are_the_paper_recipe():
     assert (cfg.model.n_layer, cfg.model.n_head, cfg.model.n_embd, cfg.model.n_positions) == (6, 6, 384, 256)
     assert cfg.model.dropout == 0.2 and cfg.training.learning_rate == 1.0e-3
     assert cfg.sampling.temperature == 0.8 and cfg.loop.num_generations == 50
-    assert load_config(CONFIGS / "paper.yaml").to_flat() == {**Config().to_flat(), "run_name": "paper_full_synthetic"}
+    # paper.yaml is the defaults written out, plus early stopping 4 validations after the best (its comment says why)
+    assert load_config(CONFIGS / "paper.yaml").to_flat() == {**Config().to_flat(), "run_name": "paper_full_synthetic",
+                                                             "early_stopping_patience": 4}
 
 
 def test_yaml_then_command_line(tmp_path):
@@ -303,3 +305,10 @@ def test_every_shipped_recipe_is_valid_and_names_its_own_run():
             for m in ("novelty", "likelihood", "random")] == [("novelty", 2), ("likelihood", 2), ("random", 2)]
     hot = beyond["temperature_100"]
     assert (hot.sampling.temperature, hot.cycle.cycle, hot.cycle.curation) == (1.0, "full_synthetic", "none")
+
+
+def test_scale_steps_with_data_trains_in_proportion_to_the_rows():
+    fixed = build_config({"dataset_size": 100, "max_steps": 300})
+    scaled = build_config({"dataset_size": 100, "max_steps": 300, "scale_steps_with_data": True})
+    assert [fixed.max_steps_for(rows) for rows in (100, 250)] == [300, 300]
+    assert [scaled.max_steps_for(rows) for rows in (100, 250, 1000, 0)] == [300, 750, 3000, 1]
