@@ -225,7 +225,7 @@ class CycleConfig:
     verifier_error: float = 0.0  # ε: chance the verifier of `verified`/`correct` is wrong on a sample (0.5: blind)
     correction_max_edits: int = 2  # `correct`: a sample needing more token edits to become True is dropped
     selection_pool: int = 1  # k: curate k x the samples the cycle needs, then keep those `select` picks
-    select: str = "none"  # how the pool is cut: "novelty", "likelihood" or "random" (the null); needs a pool k >= 2
+    select: str = "none"  # how the pool is cut: a name of SELECTIONS ("random": the null); needs a pool k >= 2
 
     def __post_init__(self) -> None:
         _require_finite(self)
@@ -257,8 +257,9 @@ class CycleConfig:
         _require(not self.cycle.startswith("accumulate"), "select",
                  f"'none' with cycle {self.cycle!r} (it keeps every curated sample: there is no number to select)",
                  self.select)
+        unscored = tuple(m for m in SELECTIONS if m != "likelihood")  # the selections that need no model score
         _require(self.select != "likelihood" or "correct" not in parts, "select",
-                 f"one of {('novelty', 'random')} with curation {self.curation!r}: likelihood scores a sample by "
+                 f"one of {unscored} with curation {self.curation!r}: likelihood scores a sample by "
                  "the probability the model drew it with, which a corrected row does not have", self.select)
 
     @property

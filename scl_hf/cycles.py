@@ -42,11 +42,13 @@ the loop draws more from the same model (up to ``resample_budget`` × ``num_samp
 Selection spends extra compute per kept row: with ``selection_pool`` = k and m samples needed, curation keeps
 k·m samples (the pool; resampling may then draw up to (k − 1)·``num_samples`` + k·``resample_budget``·``num_samples``
 extra), and ``select`` keeps m of them (``scl_hf.selection``; rows stay in pool order): ``novelty`` greedily
-the sample farthest from those kept so far and from the rows they join, ``likelihood`` the highest
-log-probabilities per token under M_t (T = 1, as the sampler returned them), ``random`` a uniformly random
-subset from ``seed_for(seed, "select", t + 1)`` (the matched null). The rest of the pool is counted as
-rejected ``not_selected``, and the record gains ``selection`` (``select``, ``selection_pool``, ``pool_size``).
-The accumulate cycles keep every curated sample, so they have no number to select and refuse ``select``.
+the sample farthest from those kept so far and from the rows they join, ``novelty_stratified`` the same inside
+quotas per (depth, length tertile) stratum that follow D0's shares (farthest points alone drift to long samples),
+``likelihood`` the highest log-probabilities per token under M_t (T = 1, as the sampler returned them), ``random``
+a uniformly random subset from ``seed_for(seed, "select", t + 1)`` (the matched null). The rest of the pool is
+counted as rejected ``not_selected``, and the record gains ``selection`` (``select``, ``selection_pool``,
+``pool_size``). The accumulate cycles keep every curated sample, so they have no number to select and refuse
+``select``.
 
 Provenance columns on every row: ``text``, ``origin`` ("real" for D0, "fresh" for fresh real data,
 "synthetic" for samples), ``generation`` (-1 for D0 rows; the producing generation t for samples of
@@ -69,7 +71,7 @@ from scl_hf.config import Config
 from scl_hf.correction import correct_text
 from scl_hf.expressions import make_real_dataset, num_true_expressions, parse
 from scl_hf.rundir import seed_for, tag
-from scl_hf.selection import SELECTIONS, select_likely, select_novel, select_random
+from scl_hf.selection import SELECTIONS, select_likely, select_novel, select_novel_stratified, select_random
 
 COLUMNS = ("text", "origin", "generation", "model_revision")
 REJECT_REASONS = ("syntax_error", "false", "duplicate", "quota", "uncorrectable", "not_selected")
@@ -267,12 +269,15 @@ class Curator:
                                 "edits": {str(k): self.edit_histogram.get(k, 0) for k in range(self.max_edits + 1)}}}
 
 
-def select(method: str, pool: list[Kept], k: int, *, joined: list[str], seed: int) -> list[Kept]:
+def select(method: str, pool: list[Kept], k: int, *, joined: list[str], real: list[str], seed: int) -> list[Kept]:
     """``k`` rows of the curated ``pool`` (all of them when it holds at most ``k``), by ``method``
     (``scl_hf.selection``), in pool order: ``novelty`` far from each other and from the ``joined`` rows,
-    ``likelihood`` the highest scores, ``random`` drawn with ``random.Random(seed)``."""
+    ``novelty_stratified`` the same within quotas set by the ``real`` texts (D0), ``likelihood`` the highest
+    scores, ``random`` drawn with ``random.Random(seed)``."""
     if method == "novelty":
         chosen = select_novel([row.text for row in pool], k, joined)
+    elif method == "novelty_stratified":
+        chosen = select_novel_stratified([row.text for row in pool], k, real, joined)
     elif method == "likelihood":
         if any(row.score is None for row in pool):
             raise ValueError("select 'likelihood' needs each sample's log-probability, and some samples have none "
@@ -377,7 +382,7 @@ def build_next_dataset(
     curating = time.perf_counter() - start - resampling
     before = time.perf_counter()
     if selecting:
-        kept = select(cyc.select, kept, num_samples, joined=sorted(existing),
+        kept = select(cyc.select, kept, num_samples, joined=sorted(existing), real=list(d0["text"]),
                       seed=seed_for(cfg.training.seed, "select", generation))
     selecting_seconds = time.perf_counter() - before
     parts.append(rows([row.text for row in kept], "synthetic", t, tag(t)))

@@ -109,13 +109,20 @@ def test_save_and_load_back_identically(tmp_path):
         ({"correction_max_edits": 0}, "correction_max_edits must be an integer >= 1"),
         ({"selection_pool": 0}, r"selection_pool must be an integer >= 1 \(1: no pool\), got 0"),
         ({"select": "novelty"}, r"selection_pool must be an integer >= 2 with select 'novelty' \(a pool of 1"),
-        ({"select": "best"}, r"select must be one of \('none', 'novelty', 'likelihood', 'random'\), got 'best'"),
-        ({"selection_pool": 2}, r"select must be one of \('novelty', 'likelihood', 'random'\) when selection_pool "
-                                "is 2"),
+        ({"select": "novelty_stratified"},
+         r"selection_pool must be an integer >= 2 with select 'novelty_stratified' \(a pool of 1"),
+        ({"select": "best"},
+         r"select must be one of \('none', 'novelty', 'novelty_stratified', 'likelihood', 'random'\), got 'best'"),
+        ({"selection_pool": 2},
+         r"select must be one of \('novelty', 'novelty_stratified', 'likelihood', 'random'\) when selection_pool "
+         "is 2"),
         ({"select": "random", "selection_pool": 2, "cycle": "accumulate"},
          "select must be 'none' with cycle 'accumulate' .it keeps every curated sample"),
+        ({"select": "novelty_stratified", "selection_pool": 2, "cycle": "accumulate_subsample"},
+         "select must be 'none' with cycle 'accumulate_subsample' .it keeps every curated sample"),
         ({"select": "likelihood", "selection_pool": 2, "curation": "correct"},
-         r"select must be one of \('novelty', 'random'\) with curation 'correct': likelihood scores"),
+         r"select must be one of \('novelty', 'novelty_stratified', 'random'\) with curation 'correct': likelihood "
+         "scores"),
         ({"selection_pool": 2.5, "select": "random"}, "selection_pool must be an integer, got 2.5"),
         ({"and_weight": -1.0}, "and_weight must be a number >= 0"),
     ],
@@ -273,6 +280,15 @@ def test_abbreviated_and_unknown_flags_are_refused():
 def test_all_cycles_are_accepted():
     for cycle in CYCLES:
         assert build_config({"cycle": cycle}).cycle.cycle == cycle
+
+
+def test_stratified_novelty_is_accepted_where_novelty_is():
+    for curation in ("none", "verified", "correct"):  # it needs no model score, so correction is allowed
+        cycle = build_config({"select": "novelty_stratified", "selection_pool": 2, "curation": curation}).cycle
+        assert (cycle.select, cycle.selection_pool, cycle.curation) == ("novelty_stratified", 2, curation)
+    recipe = load_config(CONFIGS / "cpu" / "verified_select_stratified.yaml")
+    assert (recipe.cycle.curation, recipe.cycle.selection_pool, recipe.cycle.select, recipe.loop.run_name) == (
+        "verified", 2, "novelty_stratified", "cpu_verified_select_stratified")
 
 
 def test_cli_reports_bad_config_in_one_line(tmp_path):

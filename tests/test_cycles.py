@@ -6,9 +6,10 @@ from collections import Counter
 import pytest
 
 from scl_hf.config import build_config
-from scl_hf.cycles import Curator, build_next_dataset, heldout_texts, real_dataset, reference_texts, rows
+from scl_hf.cycles import Curator, build_next_dataset, heldout_texts, real_dataset, reference_texts, rows, select
 from scl_hf.expressions import classify, make_real_dataset
 from scl_hf.rundir import seed_for
+from scl_hf.selection import SELECTIONS
 
 N = 20
 
@@ -307,7 +308,7 @@ def test_an_imperfect_verifier_decides_what_goes_to_correction():
     assert curator.record(0)["corrections"]["made"] == 200 - wrong
 
 
-@pytest.mark.parametrize("method", ["novelty", "likelihood", "random"])
+@pytest.mark.parametrize("method", SELECTIONS)
 def test_selection_curates_a_pool_k_times_the_rows_needed_and_keeps_the_needed(method):
     cfg = config(cycle="balanced", curation="verified", select=method, selection_pool=3, num_samples=10,
                  dataset_size=10, resample_budget=1.0)
@@ -358,6 +359,33 @@ def test_novelty_selection_avoids_the_rows_it_joins():
     d0 = rows(["True", "not True"], "real", -1)
     out = build_next_dataset(cfg, 1, d0, d0, ["True", "not True", "False", "True or not False"], never_called)
     assert out.dataset["text"][2:] == ["False", "True or not False"]
+
+
+def test_stratified_novelty_selection_keeps_d0s_strata_among_verified_samples():
+    d0 = rows(["True", "not False", "True or False"], "real", -1)  # 1, 2 and 3 tokens: one row per length tertile
+    long = "not (True and False) or not (False or True)"
+    samples = ["False", "True", long, "not False", "not True", "True and not (False or (True and not True))",
+               "True or False", "not (not (True or False) and False) or True", "True and"]
+
+    def kept(method):
+        cfg = config(cycle="full_synthetic", curation="verified", selection_pool=2, select=method, num_samples=3,
+                     dataset_size=3)
+        return build_next_dataset(cfg, 1, d0, d0, samples, never_called)
+
+    assert kept("novelty").dataset["text"] == ["True", long, "not False"]  # the farthest points take a long one
+    out = kept("novelty_stratified")
+    assert out.dataset["text"] == ["True", "not False", "True or False"]  # one per stratum of D0
+    record = out.curation
+    assert record["selection"] == {"select": "novelty_stratified", "selection_pool": 2, "pool_size": 6}
+    assert (record["input"], record["kept"], record["shortfall"]) == (8, 3, 0)  # 6 True of the first 8 fill the pool
+    assert record["rejected"] == {"syntax_error": 0, "false": 2, "duplicate": 0, "quota": 0, "uncorrectable": 0,
+                                  "not_selected": 3}
+    assert kept("novelty_stratified").dataset["text"] == out.dataset["text"]
+
+
+def test_an_unknown_selection_is_refused():
+    with pytest.raises(ValueError, match=r"select must be one of \('novelty', 'novelty_stratified', 'likelihood'"):
+        select("best", [], 1, joined=[], real=[], seed=0)
 
 
 def test_likelihood_selection_refuses_samples_without_scores():
