@@ -23,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from scl_hf.correction import DEFAULT_MAX_EDITS
 from scl_hf.errors import SclHfError
 from scl_hf.expressions import GeneratorConfig, num_true_expressions
 from scl_hf.rundir import seed_for
@@ -223,7 +224,7 @@ class CycleConfig:
     curation: str = "none"  # filters on samples, joined with '+', e.g. "verified+dedup"; "none" is the paper
     resample_budget: float = 4.0  # extra samples allowed per generation when curation leaves too few, x num_samples
     verifier_error: float = 0.0  # ε: chance the verifier of `verified`/`correct` is wrong on a sample (0.5: blind)
-    correction_max_edits: int = 2  # `correct`: a sample needing more token edits to become True is dropped
+    correction_max_edits: int = DEFAULT_MAX_EDITS  # `correct`: drop a sample more token edits than this from True
     selection_pool: int = 1  # k: curate k x the samples the cycle needs, then keep those `select` picks
     select: str = "none"  # how the pool is cut: a name of SELECTIONS ("random": the null); needs a pool k >= 2
 

@@ -38,6 +38,9 @@ State = tuple[Frame, ...]  # one frame per open parenthesis, the outermost first
 
 START: State = ((None, None, 0, True),)
 MAX_TOKENS = 500  # a longer sample is not corrected (the search recurses once per token); samples are far shorter
+# The edit budget unless a caller gives one (``correction_max_edits``): a literal flipped and a parenthesis closed;
+# a sample farther from every True expression would be replaced by another expression rather than corrected.
+DEFAULT_MAX_EDITS = 2
 _TOKEN_SET = frozenset(TOKENS)
 
 
@@ -89,7 +92,7 @@ def final(state: State) -> tuple[bool, int] | None:
     return _close(state[0])
 
 
-def correct(tokens: Sequence[str], min_depth: int, max_depth: int, max_edits: int = 2,
+def correct(tokens: Sequence[str], min_depth: int, max_depth: int, max_edits: int = DEFAULT_MAX_EDITS,
             seed: int = 0) -> tuple[list[str], int] | None:
     """The True expression (its tokens) fewest edits from ``tokens``, with its depth in ``min_depth..max_depth``,
     and the number of edits; None when every such expression is more than ``max_edits`` edits away.
@@ -155,7 +158,7 @@ def correct(tokens: Sequence[str], min_depth: int, max_depth: int, max_edits: in
     return None
 
 
-def correct_text(text: str, min_depth: int, max_depth: int, max_edits: int = 2,
+def correct_text(text: str, min_depth: int, max_depth: int, max_edits: int = DEFAULT_MAX_EDITS,
                  seed: int = 0) -> tuple[str, int] | None:
     """:func:`correct` on a sample's word tokens: ``(text, 0)`` for a True sample within the depth bounds, else
     the correction printed as the real data is (``to_text``) with its number of edits, or None.
@@ -172,27 +175,3 @@ def correct_text(text: str, min_depth: int, max_depth: int, max_edits: int = 2,
     tokens, edits = found
     return to_text(parse(" ".join(tokens))), edits
 
-
-def naive_distance(tokens: Sequence[str], min_depth: int, max_depth: int, max_edits: int = 2) -> int | None:
-    """The definition by blind enumeration (every edit, then every pair, each candidate parsed): the fewest edits
-    from ``tokens`` to a True expression of depth ``min_depth..max_depth``, None beyond ``max_edits``. The
-    reference for tests and the benchmark; :func:`correct` finds the same number without enumerating.
-
-    >>> naive_distance(["not", "(", "True"], 1, 5)
-    1
-    """
-    level = {tuple(tokens)}
-    for edits in range(max_edits + 1):
-        for candidate in level:
-            tree = parse(" ".join(candidate))
-            if tree is not None and tree.value and min_depth <= tree.depth <= max_depth:
-                return edits
-        nxt = set()
-        for t in level:
-            for i in range(len(t) + 1):
-                nxt.update(t[:i] + (token,) + t[i:] for token in TOKENS)
-                if i < len(t):
-                    nxt.add(t[:i] + t[i + 1:])
-                    nxt.update(t[:i] + (token,) + t[i + 1:] for token in TOKENS)
-        level = nxt
-    return None

@@ -68,8 +68,8 @@ from typing import NamedTuple
 from datasets import Dataset, concatenate_datasets
 
 from scl_hf.config import Config
-from scl_hf.correction import correct_text
-from scl_hf.expressions import make_real_dataset, num_true_expressions, parse
+from scl_hf.correction import DEFAULT_MAX_EDITS, correct_text
+from scl_hf.expressions import GeneratorConfig, make_real_dataset, num_true_expressions, parse
 from scl_hf.rundir import seed_for, tag
 from scl_hf.selection import SELECTIONS, select_likely, select_novel, select_novel_stratified, select_random
 
@@ -161,8 +161,8 @@ class Curator:
     depth_shares: dict[int, float] = field(default_factory=dict)
     verifier_error: float = 0.0
     verifier_seed: int = 0
-    depth_bounds: tuple[int, int] = (1, 5)
-    max_edits: int = 2
+    depth_bounds: tuple[int, int] = (GeneratorConfig.min_depth, GeneratorConfig.max_depth)
+    max_edits: int = DEFAULT_MAX_EDITS
     correction_seed: int = 0
     rows: list[Kept] = field(default_factory=list)
     offered: int = 0

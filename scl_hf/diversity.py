@@ -9,8 +9,8 @@ with ``lev`` the Levenshtein distance (insertions, deletions, substitutions all 
 for two empty strings, and ``diversity = 0`` when ``N = 1``. Each pair's term lies in [0, 1], so the
 diversity does too: 0 when all samples are identical. Strings are compared as sequences of word tokens
 (``level="token"``, the default; see :func:`word_tokens`) or of characters (``level="char"``).
-:func:`naive_diversity` is that definition written as a double loop; :func:`diversity` computes the
-same number fast:
+:func:`diversity` computes that number fast (the definition written as a double loop, ``naive_diversity`` in
+scripts/bench_metric.py, is what the tests and the benchmark compare it with):
 
 - duplicates are counted once: with unique strings ``u_a`` of multiplicity ``m_a``, the sum over pairs
   of samples is ``sum_{a < b} m_a m_b d(u_a, u_b)`` (pairs of equal strings add 0), so a collapsed
@@ -249,24 +249,6 @@ def estimate_diversity(texts: Sequence[str], num_pairs: int, level: str = "token
     mean = total / num_pairs
     variance = max(0.0, (total_sq - total * mean) / (num_pairs - 1))
     return mean, math.sqrt(variance / num_pairs)
-
-
-def naive_diversity(texts: Sequence[str], level: str = "token") -> float:
-    """The definition as a plain double loop over pairs (token lists, no encoding): the reference for tests.
-
-    >>> naive_diversity(["True and False", "not False", "True or", "not False"])
-    0.6666666666666666
-    """
-    _check_level(level)
-    seqs = [word_tokens(t) for t in texts] if level == "token" else list(texts)
-    n = len(seqs)
-    if n < 2:
-        return 0.0
-    total = 0.0
-    for i in range(n):
-        for j in range(i + 1, n):
-            total += Levenshtein.normalized_distance(seqs[i], seqs[j])
-    return total / (n * (n - 1) / 2)
 
 
 def novelty_rate(predictions: Sequence[str], references: Sequence[str]) -> float:

@@ -52,6 +52,7 @@ from scl_hf.rundir import (
     write_atomically,
     write_json,
 )
+from scl_hf.runs import fmt
 from scl_hf.sample import SampleResult, sample_expressions
 from scl_hf.tokenizer import build_tokenizer
 from scl_hf.train import make_accelerator, mean_nll, set_cpu_threads, train_model
@@ -106,10 +107,6 @@ def load_stage(path: Path) -> Dataset:
                           "loop redo that stage") from None
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
-
-
 def _per_token(logprobs: list[float], token_counts: list[int]) -> list[float]:
     """Each sample's log-probability per token: the score ``select: likelihood`` ranks samples by."""
     return [lp / max(n, 1) for lp, n in zip(logprobs, token_counts, strict=True)]
@@ -138,8 +135,9 @@ class Loop:
     def print(self, *args) -> None:
         self.acc.print(*args, flush=True)
 
-    def _missing(self, path: Path) -> bool:
-        """Whether ``path`` is missing, as every process saw it before any of them writes it."""
+    def _missing_on_all_processes(self, path: Path) -> bool:
+        """Whether ``path`` is missing, as every process saw it before any of them writes it: each process looks,
+        then all wait for one another (``wait_for_everyone``), so every process must call it at the same stage."""
         missing = not path.exists()
         self.acc.wait_for_everyone()
         return missing
@@ -191,7 +189,7 @@ class Loop:
 
         # Data: D_t. D0 for t = 0, else built by the cycle from D_{t-1} and S_{t-1}. The pool and the
         # curation record are written before train_data, whose rename marks the stage complete.
-        if self._missing(folder / TRAIN_DATA):
+        if self._missing_on_all_processes(folder / TRAIN_DATA):
             nxt = NextDataset(self.d0, None) if t == 0 else self.next_dataset(t)
             if main:
                 if nxt.pool is not None:
@@ -204,7 +202,7 @@ class Loop:
         curation = read_json(folder / CURATION) if (folder / CURATION).is_file() else None
 
         # Model: M_t, trained on D_t from fresh weights or from M_{t-1}'s (init_from).
-        if self._missing(folder / MODEL):
+        if self._missing_on_all_processes(folder / MODEL):
             seed = seed_for(cfg.training.seed, "train", t)
             torch.manual_seed(seed)
             if cfg.training.init_from == "previous" and t > 0:
@@ -223,7 +221,7 @@ class Loop:
         train = read_json(folder / MODEL / TRAIN_RESULT)
 
         # Samples: S_t, drawn from M_t by all processes together.
-        if self._missing(folder / SAMPLES):
+        if self._missing_on_all_processes(folder / SAMPLES):
             drawn = sample_expressions(model, self.tokenizer, cfg.sampling, acc,
                                        seed=seed_for(cfg.training.seed, "sample", t))
             if main:
@@ -265,7 +263,7 @@ class Loop:
             self.print(f"gen {t:02d} | true {m['true_rate']:.3f} false {m['false_rate']:.3f} "
                        f"syntax {m['syntax_error_rate']:.3f} | diversity {m['diversity']:.4f} | "
                        f"unique {m['unique_rate']:.3f} | val_loss {train['best_val_loss']:.4f} | "
-                       f"heldout_nll {_fmt(likelihoods['heldout_nll'])} | "
+                       f"heldout_nll {fmt(likelihoods['heldout_nll'])} | "
                        f"rows {len(data)} | {time.time() - start:.1f}s")
             acc.log({f"generation/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}, step=t)
         acc.wait_for_everyone()

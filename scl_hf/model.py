@@ -18,9 +18,6 @@ from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, PreT
 
 from scl_hf.config import ModelConfig
 
-# nanoGPT's shakespeare-char recipe, as in Briesch et al.: about 10.75M parameters with our 19 tokens.
-PAPER = ModelConfig()
-
 
 def make_gpt2_config(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase) -> GPT2Config:
     """A ``GPT2Config`` for ``cfg`` whose vocabulary and special ids come from ``tokenizer``."""

@@ -29,8 +29,8 @@ Several runs (``write_comparison_report``): ``comparison.md`` and one overlay pe
 (correctness, diversity, likelihoods, divergences, tails, diversity measures) per generation, one line
 per group, behind them a grey band: the range of the reference samples' values over the runs. Runs
 whose configs differ only in seeds, names, output folder, tracker or Hub settings
-(``scl_hf.config.REPLICATE_KEYS``) form one group, drawn as the mean over its runs with a 95% bootstrap
-interval band (deterministic: a fixed numpy seed), over the generations all of them completed.
+(``scl_hf.config.REPLICATE_KEYS``) form one group, drawn as the mean over its runs with a 95% t-interval band
+(``scl_hf.stats``), over the generations all of them completed.
 
 Every markdown table is one list of ``(header, getter)`` columns (``markdown_table``): the header row
 and every data row come from the same list, so adding a metric or a curation reason (``REJECT_REASONS``
@@ -44,7 +44,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -58,13 +57,24 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from scl_hf import cycles
-from scl_hf.config import REPLICATE_KEYS, SECTIONS, Config, load_config
+from scl_hf.config import REPLICATE_KEYS, SECTIONS, Config
 from scl_hf.diversity import COLLAPSE_THRESHOLD
-from scl_hf.errors import RunDirError  # raised by load_run for a folder that is not a run directory
-from scl_hf.rundir import CONFIG, METRICS, TRAIN_HISTORY, generation_dirs, read_json, write_atomically, write_text
+from scl_hf.rundir import REPORT, write_atomically, write_text
+from scl_hf.runs import (
+    DISTRIBUTION_MEASURES,
+    DIVERSITY_MEASURES,
+    OVERLAYS,
+    Group,
+    Run,
+    describe,
+    fmt,
+    group_runs,
+    is_number,
+    load_run,
+    reference_band,
+    summarize,
+)
 
-BOOTSTRAP_RESAMPLES = 2000  # resamples of the runs in a group for the 95% interval of the mean
-BOOTSTRAP_SEED = 0  # fixed, so the same runs always give the same band
 LABEL_COLORS = {"syntax_error": "#d62728", "false": "#ff7f0e", "true": "#2ca02c"}  # red, orange, green
 # One colour per curation reject reason, exactly the keys of scl_hf.cycles.REJECT_REASONS (a test checks).
 REJECT_COLORS = {"syntax_error": "#d62728", "false": "#ff7f0e", "duplicate": "#9467bd", "quota": "#8c564b",
@@ -73,181 +83,7 @@ LOSS_FIGURE = "train_loss.png"  # the training-curve figure of a run report
 LOSS_COLORMAP = "viridis"  # sequential: early generations dark, late ones light
 
 
-@dataclass
-class Run:
-    """What a run directory says about itself: its config and its complete generations, in order."""
-
-    path: Path
-    config: Config
-    generations: list[dict]  # parsed gen_XX/metrics.json, sorted by generation
-    skipped: list[str] = field(default_factory=list)  # "gen_04: why it was skipped", one per skipped folder or file
-    # generation -> its gen_XX/train_history.json records, for complete generations that have a valid one
-    histories: dict[int, list[dict]] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return self.config.loop.run_name
-
-    def values(self, block: str, key: str) -> list:
-        """``metrics.json[block][key]`` per complete generation (None where absent); a dotted ``block`` such as
-        ``data.curation`` reads a nested one."""
-        out = []
-        for g in self.generations:
-            for name in block.split("."):
-                g = g.get(name) or {}
-            out.append(g.get(key))
-        return out
-
-    @property
-    def generation_numbers(self) -> list[int]:
-        return [g["generation"] for g in self.generations]
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def check_history(records: object) -> list[dict]:
-    """``records`` if it is a training history as the loop writes it, else a ``ValueError`` saying why.
-
-    A history is a list of records in step order, each ``{"step": int, "loss": float, "lr": float,
-    "tokens_per_second": float}`` (a training-loss window) or ``{"step": int, "val_loss": float}`` (a
-    validation); only ``step`` and the loss are required here. NaN losses are allowed (drawn as gaps).
-    """
-    if not isinstance(records, list):
-        raise ValueError(f"not a list of step records but a {type(records).__name__}")
-    last = None
-    for i, r in enumerate(records):
-        if not isinstance(r, dict) or not isinstance(r.get("step"), int) or isinstance(r.get("step"), bool):
-            raise ValueError(f"record {i} has no integer 'step'")
-        if not any(_is_number(r.get(k)) for k in ("loss", "val_loss")):
-            raise ValueError(f"record {i} (step {r['step']}) has neither a 'loss' nor a 'val_loss' number")
-        if last is not None and r["step"] < last:
-            raise ValueError(f"record {i} (step {r['step']}) comes after step {last}: not in step order")
-        last = r["step"]
-    return records
-
-
-def load_run(run_dir: str | Path) -> Run:
-    """Read a run directory: ``config.yaml`` (required), every complete ``gen_XX/metrics.json`` and, for
-    those generations, ``gen_XX/train_history.json`` where it exists."""
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise RunDirError(f"{path} is not a run directory: {'not a folder' if path.exists() else 'it does not exist'}")
-    if not (path / CONFIG).is_file():
-        raise RunDirError(f"{path} is not a run directory: it has no {CONFIG} (the loop writes it first)")
-    try:
-        config = load_config(path / CONFIG)
-    except ValueError as err:
-        raise RunDirError(f"{path} is not a run directory: {CONFIG} is not a valid scl_hf config: {err}") from None
-    generations, skipped, histories = [], [], {}
-    for number, folder in generation_dirs(path):
-        metrics_file = folder / METRICS
-        if not metrics_file.is_file():
-            skipped.append(f"{folder.name}: no {METRICS} yet (generation running or interrupted)")
-            continue
-        try:
-            record = read_json(metrics_file)
-        except (OSError, ValueError) as err:  # a report must not stop the loop: say what is wrong instead
-            skipped.append(f"{folder.name}: {METRICS} unreadable ({err})")
-            continue
-        if not isinstance(record, dict) or not isinstance(record.get("metrics"), dict):
-            skipped.append(f"{folder.name}: {METRICS} has no 'metrics' block")
-            continue
-        generations.append({**record, "generation": number})  # the folder name is the generation
-        history_file = folder / TRAIN_HISTORY
-        if history_file.is_file():  # runs from before the loop saved training curves have none
-            try:
-                history = check_history(read_json(history_file))
-            except (OSError, ValueError) as err:
-                skipped.append(f"{folder.name} loss curve: {TRAIN_HISTORY} unreadable ({err})")
-                continue
-            if history:
-                histories[number] = history
-    return Run(path=path, config=config, generations=generations, skipped=skipped, histories=histories)
-
-
-# --- numbers -------------------------------------------------------------------------------------
-
-
-def bootstrap_interval(values, *, confidence: float = 0.95, num_resamples: int = BOOTSTRAP_RESAMPLES,
-                       seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``values`` (one value per run); a point for one run."""
-    values = np.asarray(values, dtype=np.float64)
-    if values.size == 0:
-        raise ValueError("bootstrap_interval needs at least one value")
-    if values.size == 1:
-        return float(values[0]), float(values[0])
-    rng = np.random.default_rng(seed)  # a fresh generator per call: the band never depends on call order
-    return _percentile_interval(_resampled_means(values, rng, num_resamples), confidence)
-
-
-def _resampled_means(values: np.ndarray, rng: np.random.Generator, num_resamples: int) -> np.ndarray:
-    """The means of ``num_resamples`` resamples of ``values`` with replacement, each of their size."""
-    return values[rng.integers(0, values.size, size=(num_resamples, values.size))].mean(axis=1)
-
-
-def _percentile_interval(means: np.ndarray, confidence: float) -> tuple[float, float]:
-    tail = 100.0 * (1.0 - confidence) / 2.0
-    low, high = np.percentile(means, [tail, 100.0 - tail])
-    return float(low), float(high)
-
-
-def bootstrap_difference(values, baseline, *, confidence: float = 0.95, num_resamples: int = BOOTSTRAP_RESAMPLES,
-                         seed: int = BOOTSTRAP_SEED) -> tuple[float, float, float]:
-    """``(difference, low, high)``: mean of ``values`` minus mean of ``baseline`` (one value per run each) and its
-    percentile bootstrap interval, the two groups resampled independently; a point when both hold one run."""
-    values, baseline = np.asarray(values, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
-    if values.size == 0 or baseline.size == 0:
-        raise ValueError("bootstrap_difference needs at least one value in each group")
-    diff = float(values.mean() - baseline.mean())
-    if values.size == 1 and baseline.size == 1:
-        return diff, diff, diff
-    rng = np.random.default_rng(seed)
-    means = [_resampled_means(x, rng, num_resamples) for x in (values, baseline)]
-    return (diff, *_percentile_interval(means[0] - means[1], confidence))
-
-
-def summarize(generations: list[int], diversity: list, true_rate: list, threshold: float = COLLAPSE_THRESHOLD) -> dict:
-    """The collapse summary of one curve: diversity at the first and last generation, its relative decline,
-    the first generation below ``threshold`` (None: never) and the true_rate peak (the first on ties)."""
-    div = [(g, d) for g, d in zip(generations, diversity, strict=True) if d is not None]
-    true = [(g, t) for g, t in zip(generations, true_rate, strict=True) if t is not None]
-    first = div[0] if div else (None, None)
-    last = div[-1] if div else (None, None)
-    decline = (first[1] - last[1]) / first[1] if div and first[1] > 0 else None
-    below = next((g for g, d in div if d < threshold), None)
-    peak = max(true, key=lambda gt: gt[1]) if true else (None, None)  # max() keeps the first of equal values
-    return {"first_generation": first[0], "diversity_first": first[1], "last_generation": last[0],
-            "diversity_last": last[1], "relative_decline": decline, "below_threshold": below,
-            "threshold": threshold, "true_rate_peak": peak[1], "true_rate_peak_generation": peak[0]}
-
-
 # --- labels and markdown -------------------------------------------------------------------------
-
-
-def describe(cfg: Config) -> str:
-    """``cycle`` with λ (synthetic_fraction, used by incremental only), the fresh share when any, curation, the
-    verifier's error rate when it has one, and the selection with its pool when there is one."""
-    parts = [cfg.cycle.cycle]
-    if cfg.cycle.cycle == "incremental":
-        parts.append(f"λ={cfg.cycle.synthetic_fraction:g}")
-    if cfg.cycle.fresh_fraction > 0:  # every cycle but the accumulate ones draws fresh rows (scl_hf/cycles.py)
-        parts.append(f"fresh={cfg.cycle.fresh_fraction:g}")
-    parts.append(f"curation={cfg.cycle.curation}")
-    if cfg.cycle.verifier_error > 0:
-        parts.append(f"verifier_error={cfg.cycle.verifier_error:g}")
-    if cfg.cycle.select != "none":
-        parts.append(f"select={cfg.cycle.select} of {cfg.cycle.selection_pool}x")
-    return ", ".join(parts)
-
-
-def _fmt(value, digits: int = 4) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool) or isinstance(value, int):
-        return str(value)
-    return f"{value:.{digits}f}"
 
 
 # A table column: its header and how one row's item becomes that column's cell.
@@ -268,12 +104,12 @@ def markdown_table(columns: Sequence[Column], items: Sequence) -> str:
 
 def _value(block: str, key: str, digits: int = 4) -> Callable[[dict], str]:
     """The getter of ``metrics.json[block][key]``, formatted (n/a where absent)."""
-    return lambda g: _fmt((g.get(block) or {}).get(key), digits)
+    return lambda g: fmt((g.get(block) or {}).get(key), digits)
 
 
 def _origin(origin: str) -> Callable[[dict], str]:
     """The getter of the number of training rows of one origin (real, synthetic, fresh)."""
-    return lambda g: _fmt(((g.get("data") or {}).get("origin_counts") or {}).get(origin))
+    return lambda g: fmt(((g.get("data") or {}).get("origin_counts") or {}).get(origin))
 
 
 def _generation(g: dict) -> str:
@@ -300,7 +136,7 @@ GENERATION_COLUMNS: list[Column] = [
     ("samples_nll_m0", _value("eval", "samples_nll_m0")),
     ("samples_nll", _value("eval", "samples_nll")),
     # the compute behind the samples M_t trained on (curated runs; the thesis is about spending it)
-    ("drawn per kept row", lambda g: _fmt(((g.get("data") or {}).get("curation") or {}).get("samples_per_kept_row"),
+    ("drawn per kept row", lambda g: fmt(((g.get("data") or {}).get("curation") or {}).get("samples_per_kept_row"),
                                           2)),
 ]
 
@@ -308,32 +144,11 @@ def _with_reference(key: str, digits: int = 4) -> Callable[[dict], str]:
     """The getter of ``metrics[key]`` followed by the reference sample's value in parentheses, where there is one."""
     def get(g: dict) -> str:
         ref = (g.get("reference") or {}).get(key)
-        value = _fmt((g.get("metrics") or {}).get(key), digits)
-        return value if ref is None else f"{value} ({_fmt(ref, digits)})"
+        value = fmt((g.get("metrics") or {}).get(key), digits)
+        return value if ref is None else f"{value} ({fmt(ref, digits)})"
     return get
 
 
-# Measures with a reference value (the metric on R_t, a real sample of S_t's size): (key, what it is).
-DISTRIBUTION_MEASURES = [
-    ("jsd_depth", "JSD of depth vs D0"),
-    ("jsd_length", "JSD of length vs D0"),
-    ("jsd_not", "JSD of the count of not vs D0"),
-    ("jsd_and", "JSD of the count of and vs D0"),
-    ("jsd_or", "JSD of the count of or vs D0"),
-    ("tail_coverage_depth", "tail coverage: deepest depth of D0"),
-    ("tail_coverage_length", "tail coverage: longest length decile of D0"),
-]
-DIVERSITY_MEASURES = [
-    ("diversity", "diversity (normalized edit distance)"),
-    ("unique_rate", "unique samples (share)"),
-    ("distinct_1", "distinct-1 (word tokens)"),
-    ("distinct_2", "distinct-2"),
-    ("distinct_3", "distinct-3"),
-    ("distinct_4", "distinct-4"),
-    ("compression_ratio", "compression ratio (gzip; higher: more repetitive)"),
-    ("canonical_unique_rate", "distinct canonical expressions (share of parsable)"),
-    ("shape_unique_rate", "distinct tree shapes (share of parsable)"),
-]
 OWN_FIGURE = ("diversity", "unique_rate")  # measures drawn in figures of their own, not among the panels
 DISTRIBUTION_FIGURE = "distribution.png"
 DIVERSITY_MEASURES_FIGURE = "diversity_measures.png"
@@ -374,7 +189,7 @@ def top_samples_table(generations: list[dict]) -> str | None:
         return f"{_sample_cell(str(text))} × {count}"
 
     columns = [("rank", lambda r: str(r + 1)),
-               *[(f"gen {g['generation']} (of {_fmt((g.get('metrics') or {}).get('num_samples'))})",
+               *[(f"gen {g['generation']} (of {fmt((g.get('metrics') or {}).get('num_samples'))})",
                   lambda r, top=top: cell(top, r)) for g, top in zip(chosen, tops, strict=True)]]
     rows = max(len(top) for top in tops if isinstance(top, list))
     return markdown_table(columns, range(min(rows, TOP_SAMPLES_SHOWN)))
@@ -407,15 +222,15 @@ TRAINING_COLUMNS: list[Column] = [
 
 
 def _curation_value(key: str) -> Callable[[tuple[int, dict]], str]:
-    return lambda gc: _fmt(gc[1].get(key))
+    return lambda gc: fmt(gc[1].get(key))
 
 
 def _rejected(reason: str) -> Callable[[tuple[int, dict]], str]:
-    return lambda gc: _fmt((gc[1].get("rejected") or {}).get(reason))
+    return lambda gc: fmt((gc[1].get("rejected") or {}).get(reason))
 
 
 def _wrong(verdict: str) -> Callable[[tuple[int, dict]], str]:
-    return lambda gc: _fmt((gc[1].get("wrong_verdicts") or {}).get(verdict))
+    return lambda gc: fmt((gc[1].get("wrong_verdicts") or {}).get(verdict))
 
 
 def curation_columns() -> list[Column]:
@@ -429,9 +244,9 @@ def curation_columns() -> list[Column]:
             ("extra_samples", _curation_value("extra_samples")),
             ("shortfall", _curation_value("shortfall")),
             ("samples drawn", _curation_value("samples_drawn")),
-            ("selection pool", lambda gc: _fmt((gc[1].get("selection") or {}).get("pool_size"))),
-            ("drawn per kept row", lambda gc: _fmt(gc[1].get("samples_per_kept_row"), 2)),
-            ("corrected", lambda gc: _fmt((gc[1].get("corrections") or {}).get("made"))),
+            ("selection pool", lambda gc: fmt((gc[1].get("selection") or {}).get("pool_size"))),
+            ("drawn per kept row", lambda gc: fmt(gc[1].get("samples_per_kept_row"), 2)),
+            ("corrected", lambda gc: fmt((gc[1].get("corrections") or {}).get("made"))),
             ("verifier calls", _curation_value("verifier_calls")),
             ("wrong verdicts: accepted", _wrong("accepted")),
             ("wrong verdicts: rejected", _wrong("rejected"))]
@@ -449,8 +264,8 @@ def _peak(s: dict) -> str:
 
 def summary_columns(threshold: float) -> list[Column]:
     """The collapse summary, on a ``summarize`` result."""
-    return [("diversity at gen 0", lambda s: _fmt(s["diversity_first"])),
-            ("diversity at last gen", lambda s: f"{_fmt(s['diversity_last'])} (gen {s['last_generation']})"),
+    return [("diversity at gen 0", lambda s: fmt(s["diversity_first"])),
+            ("diversity at last gen", lambda s: f"{fmt(s['diversity_last'])} (gen {s['last_generation']})"),
             ("relative decline", _decline),
             (f"first gen below {threshold:g}",
              lambda s: "never" if s["below_threshold"] is None else str(s["below_threshold"])),
@@ -494,6 +309,17 @@ def _plot_correctness(run: Run, path: Path, title: str) -> None:
     _save(fig, path)
 
 
+def diversity_band(run: Run) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(low, high)`` per generation: the 95% interval of a diversity estimated from sampled pairs (the metric's
+    ``diversity_stderr``; NaN where exact), or None when every generation's diversity is exact."""
+    stderr = run.values("metrics", "diversity_stderr")
+    if all(s is None for s in stderr):
+        return None
+    se = np.array([np.nan if s is None else s for s in stderr], dtype=float)
+    div = _curve(run, "metrics", "diversity")
+    return div - 1.96 * se, div + 1.96 * se
+
+
 def _plot_diversity(run: Run, path: Path, title: str, threshold: float) -> None:
     fig, ax = _figure(f"Diversity of samples per generation\n{title}", "generation",
                       "diversity (mean normalized edit distance)")
@@ -503,11 +329,9 @@ def _plot_diversity(run: Run, path: Path, title: str, threshold: float) -> None:
     ref = _curve(run, "reference", "diversity")
     if np.isfinite(ref).any():
         ax.plot(gens, ref, color=REFERENCE_COLOR, linestyle="--", marker=".", label=REFERENCE_LABEL, zorder=1)
-    stderr = run.values("metrics", "diversity_stderr")
-    if any(s is not None for s in stderr):  # estimated from sampled pairs: show its 95% interval
-        se = np.array([np.nan if s is None else s for s in stderr], dtype=float)
-        ax.fill_between(gens, div - 1.96 * se, div + 1.96 * se, color="#1f77b4", alpha=0.2,
-                        label="95% interval (sampled pairs)")
+    band = diversity_band(run)
+    if band is not None:  # estimated from sampled pairs: show its 95% interval
+        ax.fill_between(gens, *band, color="#1f77b4", alpha=0.2, label="95% interval (sampled pairs)")
     ax.axhline(threshold, color="grey", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
     top = np.nanmax(np.concatenate([div, ref])) if np.isfinite(np.concatenate([div, ref])).any() else np.nan
     ax.set_ylim(0.0, max(1.05 * top, 1.2 * threshold) if np.isfinite(top) else 1.0)
@@ -560,7 +384,7 @@ def _plot_likelihood(run: Run, path: Path, title: str) -> bool:
 
 def _curve(run: Run, block: str, key: str) -> np.ndarray:
     """``metrics.json[block][key]`` per generation as floats, NaN where absent (drawn as a gap)."""
-    return np.array([np.nan if not _is_number(v) else float(v) for v in run.values(block, key)], dtype=float)
+    return np.array([np.nan if not is_number(v) else float(v) for v in run.values(block, key)], dtype=float)
 
 
 def _plot_panels(run: Run, measures: list[tuple[str, str]], path: Path, title: str) -> bool:
@@ -630,8 +454,8 @@ def loss_curves(run: Run) -> dict[int, dict[str, np.ndarray]]:
     curves = {}
     for gen, history in sorted(run.histories.items()):
         offset = gen * run.config.training.max_steps
-        train = [(r["step"], r["loss"]) for r in history if _is_number(r.get("loss"))]
-        val = [(r["step"], r["val_loss"]) for r in history if _is_number(r.get("val_loss"))]
+        train = [(r["step"], r["loss"]) for r in history if is_number(r.get("loss"))]
+        val = [(r["step"], r["val_loss"]) for r in history if is_number(r.get("val_loss"))]
         curves[gen] = {
             "train_step": np.array([offset + s for s, _ in train], dtype=float),
             "train_loss": np.array([v for _, v in train], dtype=float),
@@ -741,110 +565,18 @@ def write_run_report(run_dir: str | Path, *, threshold: float = COLLAPSE_THRESHO
             lines += ["## Curation", "", "How each generation's training set was built from the previous "
                       "generation's samples.", "", markdown_table(curation_columns(), curation), ""]
     lines += ["## Config", "", "```yaml", _config_yaml(cfg).rstrip(), "```", ""]
-    write_text(run.path / "report.md", "\n".join(lines))
-    return run.path / "report.md"
+    write_text(run.path / REPORT, "\n".join(lines))
+    return run.path / REPORT
 
 
 # --- several runs --------------------------------------------------------------------------------
 
 
-def group_key(cfg: Config) -> tuple:
-    """The config values that define an experiment: everything but ``REPLICATE_KEYS``."""
-    return tuple((k, v) for k, v in cfg.to_flat().items() if k not in REPLICATE_KEYS)
-
-
-@dataclass
-class Group:
-    """Runs of one experiment (configs equal up to ``REPLICATE_KEYS``) and their mean curves."""
-
-    label: str
-    runs: list[Run]
-    generations: list[int]  # generations every run of the group completed
-    curves: dict[str, dict[str, list[float]]]  # a key of OVERLAYS -> {"mean", "low", "high"}
-    per_run: dict[str, list[list[float]]]  # a key of OVERLAYS -> one curve per run (on ``generations``)
-    # a key of OVERLAYS -> one curve per run of its reference sample's value (NaN: none, e.g. likelihoods)
-    reference: dict[str, list[list[float]]] = field(default_factory=dict)
-
-
-# The curves a comparison overlays: (metrics.json block, key, y-axis label); a curve no run has is not drawn.
-OVERLAYS = [
-    ("metrics", "diversity", "diversity (mean normalized edit distance)"),
-    ("metrics", "true_rate", "true_rate (share of samples)"),
-    ("metrics", "syntax_error_rate", "syntax_error_rate (share of samples)"),
-    ("metrics", "novelty_rate", "novelty_rate (share of samples not in the training data)"),
-    ("eval", "heldout_nll", "held-out real data: NLL per token under M_t (nats)"),
-    ("eval", "samples_nll_m0", "samples S_t: NLL per token under M_0 (nats)"),
-    ("eval", "samples_nll", "samples S_t: NLL per token under M_t (nats)"),
-    *[("metrics", key, what) for key, what in DISTRIBUTION_MEASURES],
-    *[("metrics", key, what) for key, what in DIVERSITY_MEASURES if key not in ("diversity", "distinct_1",
-                                                                             "distinct_3")],
-    ("data.curation", "samples_per_kept_row", "samples drawn per kept row (the compute a kept row cost)"),
-]
-
-
-def group_runs(runs: list[Run]) -> list[Group]:
-    """Group runs that differ only in ``REPLICATE_KEYS``, in order of first appearance, with mean and 95% band."""
-    buckets: dict[tuple, list[Run]] = {}
-    for run in runs:
-        buckets.setdefault(group_key(run.config), []).append(run)
-    described = [describe(members[0].config) for members in buckets.values()]
-    # Two groups with the same cycle/λ/curation differ elsewhere: name those keys in the label.
-    flats = [dict(key) for key in buckets]
-    labels = []
-    for i, label in enumerate(described):
-        twins = [j for j, other in enumerate(described) if other == label and j != i]
-        keys = [k for k in flats[i] if any(flats[j][k] != flats[i][k] for j in twins)]
-        labels.append(", ".join([label] + [f"{k}={flats[i][k]}" for k in keys]))
-    groups = []
-    for label, members in zip(labels, buckets.values(), strict=True):
-        common = sorted(set.intersection(*(set(r.generation_numbers) for r in members)))
-        curves, per_run, reference = {}, {}, {}
-        for block, key, _ in OVERLAYS:
-            table = [_on_generations(r, block, key, common) for r in members]
-            per_run[key] = table
-            reference[key] = [_on_generations(r, "reference", key, common) for r in members]
-            matrix = np.array(table, dtype=float).reshape(len(members), len(common))  # runs x generations
-            columns = [col[~np.isnan(col)] for col in matrix.T]
-            bands = [bootstrap_interval(col) if col.size else (np.nan, np.nan) for col in columns]
-            curves[key] = {"mean": [float(col.mean()) if col.size else np.nan for col in columns],
-                           "low": [b[0] for b in bands], "high": [b[1] for b in bands]}
-        groups.append(Group(label=label, runs=members, generations=common, curves=curves, per_run=per_run,
-                            reference=reference))
-    return groups
-
-
-def _on_generations(run: Run, block: str, key: str, generations: list[int]) -> list[float]:
-    """``metrics.json[block][key]`` of ``run`` on ``generations`` (NaN where absent)."""
-    by_gen = dict(zip(run.generation_numbers, run.values(block, key), strict=True))
-    return [float(by_gen[g]) if _is_number(by_gen[g]) else np.nan for g in generations]
-
-
-def reference_values(groups: list[Group], key: str) -> dict[int, list[float]]:
-    """Generation -> the finite values of the reference sample's ``key`` over every run of ``groups`` (in group
-    and run order); empty when no run has one (likelihoods, older runs)."""
-    by_gen: dict[int, list[float]] = {}
-    for group in groups:
-        for values in group.reference.get(key, []):
-            for g, v in zip(group.generations, values, strict=True):
-                if np.isfinite(v):
-                    by_gen.setdefault(g, []).append(v)
-    return by_gen
-
-
-def reference_band(groups: list[Group], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """``(generations, low, high)``: per generation, the range of the reference sample's ``key`` over every run
-    of ``groups`` that has one; None when none has (likelihoods, older runs)."""
-    by_gen = reference_values(groups, key)
-    if not by_gen:
-        return None
-    gens = sorted(by_gen)
-    return (np.array(gens, dtype=float), np.array([min(by_gen[g]) for g in gens]),
-            np.array([max(by_gen[g]) for g in gens]))
-
-
-def _plot_overlay(groups: list[Group], key: str, path: Path, ylabel: str, threshold: float | None,
-                  title: str | None = None) -> None:
-    fig, ax = _figure(title or f"{key} per generation: mean over seeds, 95% bootstrap interval", "generation", ylabel,
+def plot_overlay(groups: list[Group], key: str, path: Path, ylabel: str, threshold: float | None,
+                 title: str | None = None) -> None:
+    """One measure of several groups per generation: each group's mean over its seeds with its interval band and
+    the seeds faint, behind them the range of the reference samples (the comparison's and the figures' plot)."""
+    fig, ax = _figure(title or f"{key} per generation: mean over seeds, 95% t-interval", "generation", ylabel,
                       size=(8.0, 6.0))
     palette = matplotlib.colormaps["tab10" if len(groups) <= 10 else "tab20"]
     colors = [palette(i % palette.N) for i in range(len(groups))]
@@ -891,7 +623,7 @@ def group_summary_columns(threshold: float) -> list[Column]:
 def run_list_columns(out: Path) -> list[Column]:
     """The comparison's list of runs, on ``(run, its group)``; a run with a report links to it from ``out``."""
     def link(rg: tuple[Run, Group]) -> str:
-        report = rg[0].path / "report.md"
+        report = rg[0].path / REPORT
         return f"[{rg[0].name}]({os.path.relpath(report, out)})" if report.is_file() else rg[0].name
 
     return [("run", link),
@@ -906,7 +638,7 @@ def write_comparison_report(run_dirs: list[str | Path], output_dir: str | Path, 
                             threshold: float = COLLAPSE_THRESHOLD) -> Path:
     """Write ``comparison.md`` and ``comparison_<key>.png`` per curve of ``OVERLAYS`` into ``output_dir``.
 
-    Runs whose configs differ only in ``REPLICATE_KEYS`` are one group (mean and 95% bootstrap band over
+    Runs whose configs differ only in ``REPLICATE_KEYS`` are one group (mean and 95% t-interval band over
     the generations all of them completed). Returns the path of ``comparison.md``.
     """
     if not run_dirs:
@@ -922,8 +654,9 @@ def write_comparison(runs: list[Run], output_dir: str | Path, *, threshold: floa
     groups = group_runs(runs)
     lines = ["# Comparison of runs", "",
              "Runs whose configs differ only in " + ", ".join(sorted(REPLICATE_KEYS)) + " are one group: its line is "
-             f"the mean over its runs, the band a 95% bootstrap interval of that mean ({BOOTSTRAP_RESAMPLES} "
-             f"resamples, numpy seed {BOOTSTRAP_SEED}), over the generations every run of the group completed. "
+             "the mean over its runs, the band the 95% Student-t interval of that mean over the seeds (exact for "
+             "normal data at any number of seeds; a percentile bootstrap over 3 seeds covers about 75%), over the "
+             "generations every run of the group completed. "
              "The grey band behind a curve, where there is one, is the range over the runs of the same measure on "
              "a real sample of the same size (drawn like D0): where samples that follow the real distribution lie.",
              ""]
@@ -931,7 +664,7 @@ def write_comparison(runs: list[Run], output_dir: str | Path, *, threshold: floa
     for _, key, ylabel in OVERLAYS:
         if not any(np.isfinite(v) for g in plotted for values in g.per_run[key] for v in values):
             continue  # older runs without this value
-        _plot_overlay(plotted, key, out / f"comparison_{key}.png", ylabel, threshold if key == "diversity" else None)
+        plot_overlay(plotted, key, out / f"comparison_{key}.png", ylabel, threshold if key == "diversity" else None)
         lines += [f"![{key} per generation](comparison_{key}.png)", ""]
     summaries = [(g, summarize(g.generations, g.curves["diversity"]["mean"], g.curves["true_rate"]["mean"], threshold)
                   if g.generations else None) for g in groups]

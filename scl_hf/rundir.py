@@ -8,13 +8,17 @@ is read from it (nothing from the loop's memory)::
     runs/<run_name>/gen_07/train_data/         D_07: exactly what M_07 trained on (provenance columns)
     runs/<run_name>/gen_07/curation.json       how D_07 was built from S_06: kept, rejected, resampled (t >= 1)
     runs/<run_name>/gen_07/pool/               accumulate_subsample only: the pool D_08 is drawn from
-    runs/<run_name>/gen_07/train_history.json  M_07's training curve: loss and learning rate, validation loss
+    runs/<run_name>/gen_07/train_history.json  M_07's training curve: loss, learning rate, tokens/s, validation loss
     runs/<run_name>/gen_07/model/              save_pretrained output (model + tokenizer) and train_result.json
     runs/<run_name>/gen_07/sampling.json       how S_07 was drawn: counts, truncations, seconds
-    runs/<run_name>/gen_07/samples/            S_07 with label, depth and truncated columns
-    runs/<run_name>/gen_07/metrics.json        written last: generation 7 is complete
-    runs/<run_name>/report.md, *.png           refreshed after every generation
+    runs/<run_name>/gen_07/samples/            S_07: text, label (syntax_error/false/true), depth, truncated,
+                                               logprob and num_tokens (its log-probability under M_07 at T = 1
+                                               and the tokens it sums over), generation, model_revision
+    runs/<run_name>/gen_07/metrics.json        written last: generation 7 is complete (``marker_problem``)
+    runs/<run_name>/report.md, *.png           refreshed after every generation (``scl_hf.report``)
     runs/hub/                                  the embedded Hub store of every run under runs/ (when publishing)
+
+``SMALL_FILES`` are the ones a repository keeps of a run (``scl-hf sweep --export``): never models or datasets.
 
 Every stage is written under a ``.tmp-`` name and renamed when whole (``write_atomically``), and a
 stage's side files (``curation.json``, ``pool``, ``train_history.json``, ``sampling.json``) are written
@@ -51,6 +55,10 @@ SAMPLES = "samples"
 METRICS = "metrics.json"  # the completion marker
 METRICS_KEYS = ("generation", "metrics", "train", "sampling", "data")  # what a whole marker holds
 LOCK = ".lock"
+REPORT = "report.md"
+# what a repository keeps of a run (scl-hf sweep --export): configs, metrics, records, reports; never models or data
+SMALL_FILES = (CONFIG, REPORT, "*.png", f"gen_*/{METRICS}", f"gen_*/{TRAIN_HISTORY}", f"gen_*/{CURATION}",
+               f"gen_*/{SAMPLING}")
 EMBEDDED_HUB = "hub"  # the embedded Hub store, next to the run directories of one output_dir
 
 _GEN_DIR = re.compile(r"gen_(\d+)")
@@ -80,7 +88,11 @@ def generation_of_tag(name: str) -> int | None:
 
 
 def marker_problem(run_dir: str | Path, generation: int) -> str | None:
-    """Why ``gen_XX/metrics.json`` is not a whole completion marker ("missing", or what is wrong); None if it is."""
+    """Why ``gen_XX/metrics.json`` is not a whole completion marker ("missing", or what is wrong); None if it is.
+
+    The one rule for "generation t is complete": the loop redoes a generation whose marker has a problem, the
+    sweep counts it as not done, the reports skip it (naming the problem) and publishing refuses it.
+    """
     path = gen_dir(run_dir, generation) / METRICS
     if not path.is_file():
         return "missing"
@@ -95,6 +107,8 @@ def marker_problem(run_dir: str | Path, generation: int) -> str | None:
         return f"lacks {', '.join(absent)}"
     if payload["generation"] != generation:
         return f"belongs to generation {payload['generation']!r}"
+    if not isinstance(payload["metrics"], dict):
+        return "has a 'metrics' block that is not an object"
     return None
 
 

@@ -43,7 +43,7 @@ class SampleResult:
 
     texts: list[str]  # decoded generated tokens, without <bos> and <eos>
     truncated: list[bool]  # True where the sequence hit the length cap before <eos>
-    num_tokens: int  # generated tokens, <eos> included, all processes together
+    total_tokens: int  # generated tokens of all samples, <eos> included, all processes together
     seconds: float
     logprobs: list[float]  # each sample's log-probability (nats) under the model at temperature 1
     token_counts: list[int]  # each sample's generated tokens, <eos> included (what its logprob sums over)
@@ -239,7 +239,7 @@ def sample_shard(model, tokenizer, cfg: SamplingConfig, *, seed: int, process_in
     eos = tokenizer.eos_token_id
     generator = torch.Generator(device=model.lm_head.weight.device).manual_seed(process_seed(seed, process_index))
     if count == 0:
-        return SampleResult(texts=[], truncated=[], num_tokens=0, seconds=0.0, logprobs=[], token_counts=[])
+        return SampleResult(texts=[], truncated=[], total_tokens=0, seconds=0.0, logprobs=[], token_counts=[])
     # continuous batching where a decoding step costs about the same for any batch (a GPU); on a CPU a step
     # costs its rows, so refilling gains little and its full-size cache costs more (docs/BENCHMARKS.md)
     tokens, lengths, logprobs = sample_token_ids(model, count, tokenizer.bos_token_id, eos, max_new_tokens, cfg,
@@ -249,7 +249,7 @@ def sample_shard(model, tokenizer, cfg: SamplingConfig, *, seed: int, process_in
     rows = [ids[: length - end] for ids, length, end in zip(tokens.tolist(), lengths.tolist(), ended.tolist(),
                                                             strict=True)]
     return SampleResult(texts=tokenizer.batch_decode(rows, skip_special_tokens=False), truncated=(~ended).tolist(),
-                        num_tokens=int(lengths.sum()), seconds=time.perf_counter() - start,
+                        total_tokens=int(lengths.sum()), seconds=time.perf_counter() - start,
                         logprobs=logprobs.tolist(), token_counts=lengths.tolist())
 
 
@@ -290,7 +290,7 @@ def sample_expressions(model, tokenizer, cfg: SamplingConfig, accelerator: Accel
     if world > 1:  # every process gets every shard, in rank order
         for name in ("texts", "truncated", "logprobs", "token_counts"):
             setattr(result, name, gather_object(getattr(result, name)))
-        result.num_tokens = int(accelerator.reduce(torch.tensor(result.num_tokens, device=accelerator.device),
-                                                   "sum").item())
+        result.total_tokens = int(accelerator.reduce(torch.tensor(result.total_tokens, device=accelerator.device),
+                                                     "sum").item())
     result.seconds = time.perf_counter() - start
     return result

@@ -50,7 +50,7 @@ from scl_hf.config import (
 )
 from scl_hf.errors import SclHfError
 from scl_hf.figures import FigureSpec, parse_figures, write_figures
-from scl_hf.rundir import METRICS, gen_dir
+from scl_hf.rundir import SMALL_FILES, is_complete
 
 SWEEP_KEYS = ("recipes", "grid", "overrides", "seeds", "executor", "max_parallel", "slurm", "figures")
 EXECUTORS = ("local", "slurm")
@@ -144,8 +144,8 @@ def load_sweep(path: str | Path, output_dir: str | Path | None = None) -> Sweep:
 
 
 def generations_done(run: SweepRun) -> int:
-    """Complete generations of ``run`` (those with a ``metrics.json``), read from its run directory alone."""
-    return sum((gen_dir(run.config.run_dir, t) / METRICS).is_file() for t in range(run.config.loop.num_generations))
+    """Complete generations of ``run`` (the loop's rule, ``rundir.is_complete``), read from its run directory alone."""
+    return sum(is_complete(run.config.run_dir, t) for t in range(run.config.loop.num_generations))
 
 
 def status(sweep: Sweep) -> list[tuple[str, str, int, int]]:
@@ -297,7 +297,8 @@ def write_results(sweep: Sweep) -> list[Path]:
     ``figures/`` (the sweep file's figures, ``scl_hf.figures``) and ``results.csv``: one row per run x generation
     x number of its ``metrics.json`` (``block`` like ``metrics`` or ``data.curation``, ``metric``, ``value``).
     Returns the files written."""
-    from scl_hf.report import load_run, write_comparison
+    from scl_hf.report import write_comparison
+    from scl_hf.runs import load_run
 
     runs = complete_runs(sweep)
     if not runs:
@@ -329,10 +330,6 @@ def _numbers(record: dict, prefix: str = ""):
             yield prefix, key, value
         elif isinstance(value, dict):
             yield from _numbers(value, f"{prefix}.{key}" if prefix else key)
-
-
-SMALL_FILES = ("config.yaml", "report.md", "*.png", "gen_*/metrics.json", "gen_*/train_history.json",
-               "gen_*/curation.json", "gen_*/sampling.json")
 
 
 def export_results(sweep: Sweep, dest: str | Path) -> list[Path]:

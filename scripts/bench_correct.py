@@ -20,15 +20,17 @@ import argparse
 import random
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from scl_hf.benchmarks import add_output_arguments, load_average, report, run_entry
-from scl_hf.correction import correct_text, naive_distance
+from scl_hf.correction import DEFAULT_MAX_EDITS, correct_text
 from scl_hf.diversity import word_tokens
-from scl_hf.expressions import TOKENS, label, make_real_dataset, parse
+from scl_hf.expressions import TOKENS, GeneratorConfig, label, make_real_dataset, parse
 
 REPO = Path(__file__).resolve().parents[1]
 HEADING = "## Correction: the `correct` step (`scripts/bench_correct.py`)"
+REAL = GeneratorConfig()  # the real data's depth bounds (make_real_dataset's), which a correction must respect
 
 
 def realistic_samples(n: int, seed: int = 0) -> list[str]:
@@ -58,6 +60,33 @@ def realistic_samples(n: int, seed: int = 0) -> list[str]:
     return out
 
 
+def naive_distance(tokens: Sequence[str], min_depth: int, max_depth: int,
+                   max_edits: int = DEFAULT_MAX_EDITS) -> int | None:
+    """The definition by blind enumeration (every edit, then every pair, each candidate parsed): the fewest edits
+    from ``tokens`` to a True expression of depth ``min_depth..max_depth``, None beyond ``max_edits``.
+    ``correct`` finds the same number without enumerating: this benchmark times the two, and tests/test_correction.py
+    checks one against the other.
+
+    >>> naive_distance(["not", "(", "True"], 1, 5)
+    1
+    """
+    level = {tuple(tokens)}
+    for edits in range(max_edits + 1):
+        for candidate in level:
+            tree = parse(" ".join(candidate))
+            if tree is not None and tree.value and min_depth <= tree.depth <= max_depth:
+                return edits
+        nxt = set()
+        for t in level:
+            for i in range(len(t) + 1):
+                nxt.update(t[:i] + (token,) + t[i:] for token in TOKENS)
+                if i < len(t):
+                    nxt.add(t[:i] + t[i + 1:])
+                    nxt.update(t[:i] + (token,) + t[i + 1:] for token in TOKENS)
+        level = nxt
+    return None
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=10_000, help="samples to correct")
@@ -72,13 +101,13 @@ def main(argv: list[str] | None = None) -> None:
     samples = realistic_samples(args.samples)
     labels = Counter(label(parse(t)) for t in samples)
     start = time.perf_counter()
-    results = [correct_text(t, 1, 5) for t in samples]
+    results = [correct_text(t, REAL.min_depth, REAL.max_depth) for t in samples]
     seconds = time.perf_counter() - start
     edits = Counter("dropped" if r is None else r[1] for r in results)
     needing = [t for t, r in zip(samples, results, strict=True) if r is None or r[1] > 0][:args.subset]
     start = time.perf_counter()
     for t in needing:
-        naive_distance(word_tokens(t), 1, 5)
+        naive_distance(word_tokens(t), REAL.min_depth, REAL.max_depth)
     blind_each = (time.perf_counter() - start) / max(len(needing), 1)
     fixed = sum(v for k, v in edits.items() if k not in (0, "dropped"))
     blind_total = blind_each * (fixed + edits["dropped"])

@@ -43,7 +43,7 @@ import yaml
 from scl_hf.benchmarks import add_output_arguments, load_average, report, run_entry, torch_stack
 from scl_hf.config import ModelConfig, SamplingConfig, TrainingConfig
 from scl_hf.expressions import make_real_dataset
-from scl_hf.model import PAPER, load_model, make_model
+from scl_hf.model import load_model, make_model
 from scl_hf.sample import sample_expressions
 from scl_hf.tokenizer import build_tokenizer
 from scl_hf.train import make_accelerator, train_model
@@ -107,7 +107,7 @@ def sample_row(model, tokenizer, num_samples: int, mixed: str, how: str) -> str:
     sample_expressions(model, tokenizer, cfg, acc, seed=1, num_samples=min(100, num_samples))  # warm-up
     result = sample_expressions(model, tokenizer, cfg, acc, seed=0)
     return (f"| sampling {num_samples:,} expressions, {how} | {result.seconds:.1f} | "
-            f"{result.num_tokens / result.seconds:,.0f} tokens/s | {sum(result.truncated)} truncated |")
+            f"{result.total_tokens / result.seconds:,.0f} tokens/s | {sum(result.truncated)} truncated |")
 
 
 def cli(*args: str) -> list[str]:
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     if not cpu and not torch.cuda.is_available():
         raise SystemExit("bench_gpu.py: no CUDA device here; use --mode cpu for the CPU smoke of the same steps")
     load_before = load_average()
-    shape, batch, steps = (TINY_SHAPE, 4, 4) if cpu else (PAPER, 64, args.train_steps)
+    shape, batch, steps = (TINY_SHAPE, 4, 4) if cpu else (ModelConfig(), 64, args.train_steps)  # defaults: the paper's
     mixed, peak = ("no", None) if cpu else ("bf16", args.peak_tflops)
     pack_steps = 4 if cpu else args.pack_steps
     table = Table(args.out, args.deadline)

@@ -38,7 +38,7 @@ def make_run(out: Path) -> object:
     from scl_hf.config import build_config, save_config
     from scl_hf.cycles import rows
     from scl_hf.expressions import classify, depth, make_real_dataset
-    from scl_hf.model import PAPER, make_model
+    from scl_hf.model import make_model
     from scl_hf.rundir import CONFIG, METRICS, MODEL, SAMPLES, TRAIN_DATA, gen_dir, tag
     from scl_hf.tokenizer import build_tokenizer
 
@@ -47,12 +47,12 @@ def make_run(out: Path) -> object:
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True)
     save_config(cfg, run_dir / CONFIG)
-    tokenizer = build_tokenizer(PAPER.n_positions)
+    tokenizer = build_tokenizer(cfg.model.n_positions)
     d0 = make_real_dataset(10_000, seed=0)
     for g in range(2):
         gen = gen_dir(run_dir, g)
         torch.manual_seed(g)
-        model = make_model(PAPER, tokenizer)
+        model = make_model(cfg.model, tokenizer)  # ModelConfig's defaults: the paper's shape
         model.save_pretrained(gen / MODEL)
         tokenizer.save_pretrained(gen / MODEL)
         train = d0 if g == 0 else make_real_dataset(10_000, seed=g)

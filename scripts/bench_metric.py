@@ -26,9 +26,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
+from rapidfuzz.distance import Levenshtein
+
 from scl_hf.benchmarks import add_output_arguments, facts, load_average, report
+from scl_hf.diversity import word_tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Metric: boolean_expressions (`scripts/bench_metric.py`)"
@@ -68,11 +72,29 @@ def _texts(case: str) -> list[str]:
     return real if case == "real" else [real[i % 20] for i in range(10_000)]  # 20 distinct strings, 500 copies each
 
 
+def naive_diversity(texts: Sequence[str], level: str = "token") -> float:
+    """The definition as a plain double loop over pairs (token lists, no encoding): what ``diversity`` is timed
+    against here, and the reference tests/test_diversity.py and tests/test_metric.py check it with.
+
+    >>> naive_diversity(["True and False", "not False", "True or", "not False"])
+    0.6666666666666666
+    """
+    seqs = [word_tokens(t) for t in texts] if level == "token" else list(texts)
+    n = len(seqs)
+    if n < 2:
+        return 0.0
+    total = 0.0
+    for i in range(n):
+        for j in range(i + 1, n):
+            total += Levenshtein.normalized_distance(seqs[i], seqs[j])
+    return total / (n * (n - 1) / 2)
+
+
 def _child(path: str, level: str, max_pairs: int | None, api: str, repeats: int, subset: int) -> dict:
     """Run in a fresh process: time the metric, then its memory, then the double loop on a subset."""
     import tracemalloc
 
-    from scl_hf.diversity import diversity, naive_diversity
+    from scl_hf.diversity import diversity
     from scl_hf.metrics import METRIC_DIR, compute_metrics
 
     texts = json.loads(Path(path).read_text(encoding="utf-8"))

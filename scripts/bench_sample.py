@@ -29,9 +29,9 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from scl_hf.benchmarks import add_output_arguments, facts, load_average, report, torch_stack
-from scl_hf.config import SamplingConfig, TrainingConfig
+from scl_hf.config import ModelConfig, SamplingConfig, TrainingConfig
 from scl_hf.expressions import classify, make_real_dataset
-from scl_hf.model import PAPER, make_model
+from scl_hf.model import make_model
 from scl_hf.sample import sample_token_ids
 from scl_hf.tokenizer import build_tokenizer
 from scl_hf.train import make_accelerator, train_model
@@ -97,13 +97,14 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = make_parser().parse_args(argv)
     load_before = load_average()
-    tokenizer = build_tokenizer(PAPER.n_positions)
+    paper = ModelConfig()  # the defaults are the paper's shape
+    tokenizer = build_tokenizer(paper.n_positions)
     if args.model:
         model = AutoModelForCausalLM.from_pretrained(args.model)
         trained = f"loaded from {args.model}"
     else:
         torch.manual_seed(0)
-        model = make_model(PAPER, tokenizer)
+        model = make_model(paper, tokenizer)
         cfg = TrainingConfig(max_steps=args.train_steps, warmup_steps=min(20, args.train_steps // 5),
                              eval_steps=args.train_steps, logging_steps=max(1, args.train_steps // 10),
                              per_device_train_batch_size=args.train_batch_size)

@@ -10,39 +10,67 @@ them get the same numbers. A value the loop did write must equal the recomputed 
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from datasets import load_from_disk
 
 from scl_hf.measures import compute_metrics
+from scl_hf.report import markdown_table
 from scl_hf.rundir import METRICS, SAMPLES, TRAIN_DATA, gen_dir, generation_dirs
-
-COLUMNS = ["gen", "rows", "true", "false", "syntax error", "diversity", "unique", "novelty", "best val loss",
-           "held-out NLL", "NLL(S_t; M_0)", "NLL(S_t; M_t)", "JSD depth", "JSD length", "tail cov. depth",
-           "distinct-2", "canonical unique"]
 
 
 def _fmt(value, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def table(run: Path) -> str:
+def _measure(key: str, digits: int = 3) -> Callable[[dict], str]:
+    """The getter of a measure recomputed from the generation's samples."""
+    return lambda gen: _fmt(gen["measures"][key], digits)
+
+
+def _likelihood(key: str) -> Callable[[dict], str]:
+    """The getter of a value of metrics.json's ``eval`` block (n/a where the run predates it)."""
+    return lambda gen: _fmt(gen["eval"].get(key), 4)
+
+
+COLUMNS = [
+    ("gen", lambda gen: str(gen["generation"])),
+    ("rows", lambda gen: str(gen["data"]["num_rows"])),
+    ("true", _measure("true_rate")),
+    ("false", _measure("false_rate")),
+    ("syntax error", _measure("syntax_error_rate")),
+    ("diversity", _measure("diversity", 4)),
+    ("unique", _measure("unique_rate")),
+    ("novelty", _measure("novelty_rate")),
+    ("best val loss", lambda gen: _fmt(gen["train"]["best_val_loss"], 4)),
+    ("held-out NLL", _likelihood("heldout_nll")),
+    ("NLL(S_t; M_0)", _likelihood("samples_nll_m0")),
+    ("NLL(S_t; M_t)", _likelihood("samples_nll")),
+    ("JSD depth", _measure("jsd_depth")),
+    ("JSD length", _measure("jsd_length")),
+    ("tail cov. depth", _measure("tail_coverage_depth")),
+    ("distinct-2", _measure("distinct_2")),
+    ("canonical unique", _measure("canonical_unique_rate")),
+]
+
+
+def generations(run: Path) -> list[dict]:
+    """Per generation: its number, the ``data``, ``train`` and ``eval`` blocks of its metrics.json, and the
+    measures recomputed from its samples (``measures``), which must equal those metrics.json holds."""
     d0 = load_from_disk(str(gen_dir(run, 0) / TRAIN_DATA))["text"]
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    out = []
     for g, folder in generation_dirs(run):
         m = json.loads((folder / METRICS).read_text())
-        written, e = m["metrics"], m.get("eval", {})
         x = compute_metrics(load_from_disk(str(folder / SAMPLES))["text"],
                             training_texts=load_from_disk(str(folder / TRAIN_DATA))["text"], real_texts=d0)
-        assert all(x[k] == v for k, v in written.items()), f"{folder}: metrics.json differs from compute_metrics"
-        cells = [str(g), str(m["data"]["num_rows"]), _fmt(x["true_rate"]), _fmt(x["false_rate"]),
-                 _fmt(x["syntax_error_rate"]), _fmt(x["diversity"], 4), _fmt(x["unique_rate"]),
-                 _fmt(x["novelty_rate"]), _fmt(m["train"]["best_val_loss"], 4), _fmt(e.get("heldout_nll"), 4),
-                 _fmt(e.get("samples_nll_m0"), 4), _fmt(e.get("samples_nll"), 4), _fmt(x["jsd_depth"]),
-                 _fmt(x["jsd_length"]), _fmt(x["tail_coverage_depth"]), _fmt(x["distinct_2"]),
-                 _fmt(x["canonical_unique_rate"])]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        assert all(x[k] == v for k, v in m["metrics"].items()), f"{folder}: metrics.json differs from compute_metrics"
+        out.append({"generation": g, "data": m["data"], "train": m["train"], "eval": m.get("eval", {}), "measures": x})
+    return out
+
+
+def table(run: Path) -> str:
+    return markdown_table(COLUMNS, generations(run))
 
 
 if __name__ == "__main__":

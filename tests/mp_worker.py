@@ -52,7 +52,7 @@ def main(out_dir: str) -> None:
         model.save_pretrained(Path(out_dir) / "model")
     samples = sample_expressions(model, tokenizer, sample_cfg, accelerator, seed=3)
     record = {"num_processes": accelerator.num_processes, "train": result.to_json(), "history": result.history,
-              "texts": samples.texts, "truncated": samples.truncated, "num_tokens": samples.num_tokens,
+              "texts": samples.texts, "truncated": samples.truncated, "total_tokens": samples.total_tokens,
               "logprobs": samples.logprobs}
     Path(out_dir, f"rank{accelerator.process_index}.json").write_text(json.dumps(record))
     accelerator.wait_for_everyone()

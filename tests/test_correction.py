@@ -5,14 +5,17 @@ import itertools
 import random
 
 import pytest
+from helpers import load_script
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rapidfuzz.distance import Levenshtein
 
 from scl_hf import correction
-from scl_hf.correction import START, correct, correct_text, final, naive_distance, step
+from scl_hf.correction import START, correct, correct_text, final, step
 from scl_hf.diversity import word_tokens
 from scl_hf.expressions import TOKENS, GeneratorConfig, parse, random_tree, to_text
+
+naive_distance = load_script("bench_correct").naive_distance  # the definition, by blind enumeration
 
 
 def is_answer(tokens, lo=1, hi=5) -> bool:

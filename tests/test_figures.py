@@ -1,5 +1,6 @@
 """A sweep's figures for questions: refused specs, tables with intervals and differences, partial sweeps."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -10,8 +11,14 @@ import pytest
 
 from scl_hf.config import ConfigError, save_config
 from scl_hf.errors import SclHfError
-from scl_hf.figures import FigureSpec, figure_groups, figure_table, parse_figures
-from scl_hf.report import bootstrap_difference, bootstrap_interval
+from scl_hf.figures import (
+    FigureSpec,
+    endpoints_table,
+    figure_groups,
+    figure_table,
+    null_check_text,
+    parse_figures,
+)
 from scl_hf.rundir import METRICS, gen_dir
 from scl_hf.sweep import export_results, load_sweep, write_results
 
@@ -44,7 +51,7 @@ def fake_sweep(tmp_path: Path, figures: str = FIGURES):
                 continue  # one run interrupted: not complete, left out of the figures
             div = 0.5 - 0.1 * g + 0.01 * seed + (0.1 if run.recipe == "high" else 0.0)
             record = {"generation": g, "metrics": {"diversity": div, "true_rate": 0.6},
-                      "reference": {"diversity": 0.62, "true_rate": 1.0}}
+                      "reference": {"diversity": 0.62, "true_rate": 1.0}, "train": {}, "sampling": {}, "data": {}}
             folder = gen_dir(run.config.run_dir, g)
             folder.mkdir(parents=True)
             (folder / METRICS).write_text(json.dumps(record))
@@ -59,32 +66,50 @@ def test_the_tables_give_means_intervals_seeds_and_the_difference_to_the_baselin
     assert [(recipe, group.label, len(group.runs)) for recipe, group in groups] == [("low", "low", 3),
                                                                                      ("high", "high", 2)]
     table = figure_table(spec, groups, "diversity").splitlines()
-    assert table[0] == "| configuration | runs | gen 0 | gen 2 | seeds at gen 2 | minus low at gen 2 |"
-    low = np.array([0.30, 0.31, 0.32])
-    lo, hi = bootstrap_interval(low)
-    assert table[2] == f"| low | 3 | 0.510 [{lo + 0.2:.3f}, {hi + 0.2:.3f}] | 0.310 [{lo:.3f}, {hi:.3f}] | " \
-                       "0.300, 0.310, 0.320 | baseline |"
-    d, dlo, dhi = bootstrap_difference([0.40, 0.41], low)
-    assert d == pytest.approx(0.095) and dlo < d < dhi
+    assert table[0] == ("| configuration | runs | gen 0 | gen 2 | seeds at gen 2 | minus low at gen 2, paired by "
+                        "seed |")
+    half = 4.302652729749464 * 0.01 / np.sqrt(3)  # t_{0.975, 2} x s / sqrt(n), s = 0.01 over seeds 0, 1, 2
+    assert table[2] == (f"| low | 3 | 0.510 [{0.51 - half:.3f}, {0.51 + half:.3f}] | 0.310 [{0.31 - half:.3f}, "
+                        f"{0.31 + half:.3f}] | 0.300, 0.310, 0.320 | baseline |")
+    # high has seeds 0 and 1, each 0.1 above low's: a zero-width interval, the paired t-test's p 0, sign-flip 2/4
     assert table[3].startswith("| high | 2 | 0.605 [") and table[3].endswith(
-        f"| 0.400, 0.410 | {d:+.3f} [{dlo:+.3f}, {dhi:+.3f}] |")
-    assert table[4] == "| real sample of the same size |  | 0.620 [0.620, 0.620] | 0.620 [0.620, 0.620] |  |  |"
+        "| 0.400, 0.410 | +0.100 [+0.100, +0.100], p = 0.000 (sign-flip 0.500, 2 pairs), clear |")
+    assert table[4] == ("| real sample of the same size (reference) |  | 0.620 [0.620, 0.620] | 0.620 [0.620, 0.620] "
+                        "|  |  |")
     # without generations: the first and the last
     plain = FigureSpec("p", "P", ("low",), ("diversity",))
     assert figure_table(plain, figure_groups(plain, runs), "diversity").splitlines()[0] == \
         "| configuration | runs | gen 0 | gen 2 | seeds at gen 2 |"
-    # one run: its value alone, no interval; its difference to the baseline still has the baseline's spread
+    # one run: its value alone, no interval, and no paired test with one common seed
     one = figure_table(spec, figure_groups(spec, [run for run in runs if run.name != "high-seed1"]), "diversity")
-    d, dlo, dhi = bootstrap_difference([0.40], low)
-    assert one.splitlines()[3] == f"| high | 1 | 0.600 | 0.400 | 0.400 | {d:+.3f} [{dlo:+.3f}, {dhi:+.3f}] |"
+    assert one.splitlines()[3] == "| high | 1 | 0.600 | 0.400 | 0.400 | n/a (fewer than 2 common seeds) |"
 
 
-def test_bootstrap_difference_is_a_point_for_single_runs_and_covers_a_shift():
-    assert bootstrap_difference([0.3], [0.1]) == pytest.approx((0.2, 0.2, 0.2))
-    d, low, high = bootstrap_difference([1.0, 1.1, 1.2, 0.9], [0.0, 0.1, -0.1, 0.2])
-    assert d == pytest.approx(1.0) and 0.8 < low < 1.0 < high < 1.2
-    with pytest.raises(ValueError, match="at least one value"):
-        bootstrap_difference([], [1.0])
+def test_endpoints_and_the_null_check(tmp_path):
+    """Per configuration: generations to collapse (none of these runs falls below 0.1 unique: censored at gen 2),
+    the diversity curve's mean level and the held-out NLL (not measured here), paired against the baseline."""
+    sweep = fake_sweep(tmp_path)
+    spec = dataclasses.replace(sweep.figures[0], null_check=True)
+    runs = [run for run in sweep.runs if run.name != "high-seed2"]
+    groups = figure_groups(spec, runs)
+    table = endpoints_table(spec, groups).splitlines()
+    assert table[0] == ("| configuration | generations to collapse (unique_rate < 0.1) | log-rank vs baseline | "
+                        "diversity, mean level over generations | minus baseline | held-out NLL at the last "
+                        "generation | minus baseline |")
+    # low's mean level: the mean of 0.5 - 0.1 g + 0.01 seed over g = 0..2 is 0.4 + 0.01 seed
+    half = 4.302652729749464 * 0.01 / np.sqrt(3)
+    assert table[2] == (f"| low | 0 of 3 collapsed; median not reached by gen 2 | baseline | "
+                        f"0.410 [{0.41 - half:.3f}, {0.41 + half:.3f}] | baseline | n/a | baseline |")
+    assert table[3] == ("| high | 0 of 2 collapsed; median not reached by gen 2 | p = 1.000 | 0.505 [0.441, 0.569] | "
+                        "+0.100 [+0.100, +0.100], p = 0.000 (sign-flip 0.500, 2 pairs), clear | n/a | "
+                        "n/a (fewer than 2 common seeds) |")
+    text = null_check_text(spec, groups)
+    # diversity differs at every generation (2 measured generations x the 2 measures these runs have: diversity
+    # at gens 0, 1, 2 and true_rate, equal everywhere: no spread, no test)
+    assert "Over 3 comparisons" in text and "it rejected 100.0% (3)" in text
+    with pytest.raises(ConfigError, match="null_check must be true or false, and true only with a baseline"):
+        parse_figures([{"name": "n", "title": "N", "recipes": ["low"], "measures": ["diversity"],
+                        "null_check": True}], ["low", "high"])
 
 
 def test_the_report_of_a_partial_sweep_uses_the_complete_runs_and_names_the_others(tmp_path, monkeypatch):

@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from helpers import TINY
 from test_sample import CAP, generate_texts, worst_ratio
 
-from scl_hf.config import SamplingConfig, TrainingConfig
+from scl_hf.config import ModelConfig, SamplingConfig, TrainingConfig
 from scl_hf.expressions import make_real_dataset
-from scl_hf.model import PAPER, load_model, make_model
+from scl_hf.model import load_model, make_model
 from scl_hf.sample import sample_expressions
 from scl_hf.tokenizer import build_tokenizer
 from scl_hf.train import PackedStream, document_inputs, encode_sequences, make_accelerator, train_model
@@ -65,9 +65,10 @@ def test_document_masks_run_on_a_fused_attention_kernel():
     unmasked (causal) SDPA at the paper shape, printed for gpu_check.sh's log."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    tokenizer = build_tokenizer(PAPER.n_positions)
-    model = make_model(PAPER, tokenizer).cuda()
-    stream = PackedStream(encode_sequences(make_real_dataset(2000, seed=0), tokenizer), PAPER.n_positions, 0,
+    paper = ModelConfig()  # the defaults are the paper's shape
+    tokenizer = build_tokenizer(paper.n_positions)
+    model = make_model(paper, tokenizer).cuda()
+    stream = PackedStream(encode_sequences(make_real_dataset(2000, seed=0), tokenizer), paper.n_positions, 0,
                           tokenizer.bos_token_id)
     inputs, _ = stream.next_batch(64)
     inputs = inputs.cuda()

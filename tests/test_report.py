@@ -9,28 +9,30 @@ import pytest
 from matplotlib.colors import is_color_like
 from matplotlib.image import imread
 
-from scl_hf import cycles, report
+from scl_hf import cycles, runs
 from scl_hf.cli import main
 from scl_hf.config import REPLICATE_KEYS, build_config, save_config
+from scl_hf.errors import RunDirError
 from scl_hf.report import (
     DISTRIBUTION_FIGURE,
     DIVERSITY_MEASURES_FIGURE,
     LIKELIHOOD_FIGURE,
     LOSS_FIGURE,
     REJECT_COLORS,
-    RunDirError,
-    bootstrap_interval,
-    check_history,
-    group_runs,
-    load_run,
+    diversity_band,
     loss_curves,
-    reference_band,
-    summarize,
     top_samples_table,
     write_comparison_report,
     write_run_report,
 )
 from scl_hf.rundir import TRAIN_HISTORY
+from scl_hf.runs import (
+    check_history,
+    group_runs,
+    load_run,
+    reference_band,
+    summarize,
+)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -233,8 +235,14 @@ def test_curation_figure_and_table(tmp_path):
 
 
 def test_diversity_stderr_band(tmp_path):
-    recs = [record(0, 0.8, 0.1, 0.4, 90, diversity_stderr=0.01), record(1, 0.8, 0.1, 0.3, 90, diversity_stderr=0.02)]
+    """The band drawn around a diversity estimated from sampled pairs is mean +- 1.96 standard errors; none where
+    every generation's diversity is exact."""
+    recs = [record(0, 0.8, 0.1, 0.4, 90, diversity_stderr=0.01), record(1, 0.8, 0.1, 0.3, 90)]
     run_dir = make_run(tmp_path, "pairs", recs)
+    low, high = diversity_band(load_run(run_dir))
+    np.testing.assert_allclose(low, [0.4 - 0.0196, np.nan])
+    np.testing.assert_allclose(high, [0.4 + 0.0196, np.nan])
+    assert diversity_band(load_run(make_run(tmp_path, "exact", THREE_GENS))) is None
     write_run_report(run_dir)
     assert_png(run_dir / "diversity.png")
 
@@ -275,7 +283,7 @@ def test_not_a_run_is_a_clear_error(tmp_path):
     assert not (tmp_path / "empty" / "report.md").exists()
 
 
-def test_summarize_and_bootstrap():
+def test_summarize():
     s = summarize([0, 1, 2, 3], [0.5, None, 0.2, 0.04], [0.1, 0.3, 0.3, 0.2], threshold=0.2)
     assert s["diversity_first"] == 0.5 and s["diversity_last"] == 0.04 and s["last_generation"] == 3
     assert s["relative_decline"] == pytest.approx(0.92)
@@ -283,15 +291,6 @@ def test_summarize_and_bootstrap():
     assert (s["true_rate_peak"], s["true_rate_peak_generation"]) == (0.3, 1)
     assert summarize([0], [0.0], [0.5])["relative_decline"] is None  # no decline from zero diversity
 
-    assert bootstrap_interval([0.4]) == (0.4, 0.4)
-    assert bootstrap_interval([0.3, 0.3, 0.3]) == pytest.approx((0.3, 0.3))
-    low, high = bootstrap_interval([0.5, 0.6, 0.7])
-    assert (low, high) == bootstrap_interval([0.5, 0.6, 0.7])  # fixed seed: deterministic
-    assert 0.5 <= low < 0.6 < high <= 0.7
-    wide = bootstrap_interval([0.1, 0.6, 0.9])
-    assert wide[1] - wide[0] > high - low
-    with pytest.raises(ValueError, match="at least one value"):
-        bootstrap_interval([])
 
 
 def seeds_and_variants(root: Path) -> list[Path]:
@@ -323,9 +322,10 @@ def test_seed_grouping_exact_means(tmp_path):
     for low, mean, high in zip(curve["low"], curve["mean"], curve["high"], strict=True):
         assert low < mean < high
     assert seeds.curves["true_rate"]["low"][1] == seeds.curves["true_rate"]["high"][1] == pytest.approx(0.9)
-    assert seeds.curves["diversity"]["low"][0] == pytest.approx(bootstrap_interval([0.5, 0.6, 0.7])[0])
-    single = groups[1]
-    assert single.curves["diversity"]["mean"] == single.curves["diversity"]["low"] == pytest.approx([0.4, 0.08, 0.02])
+    assert seeds.curves["diversity"]["low"][0] == pytest.approx(0.6 - 4.302652729749464 * 0.1 / np.sqrt(3))  # t
+    single = groups[1]  # one seed: its values, and no interval
+    assert single.curves["diversity"]["mean"] == pytest.approx([0.4, 0.08, 0.02])
+    assert np.isnan(single.curves["diversity"]["low"]).all() and np.isnan(single.curves["diversity"]["high"]).all()
 
 
 def test_comparison_report(tmp_path):
@@ -595,7 +595,7 @@ def test_reject_colors_cover_reject_reasons():
     assert list(REJECT_COLORS) == list(cycles.REJECT_REASONS)  # the same reasons, in the curation table's order
     assert all(is_color_like(c) for c in REJECT_COLORS.values())
     assert len(set(REJECT_COLORS.values())) == len(REJECT_COLORS)  # every reason its own colour
-    assert report.REPLICATE_KEYS is REPLICATE_KEYS  # groups by the config's own replicate roles
+    assert runs.REPLICATE_KEYS is REPLICATE_KEYS  # groups by the config's own replicate roles
 
 
 def test_comparison_overlays_the_samples_drawn_per_kept_row(tmp_path):
@@ -612,6 +612,6 @@ def test_comparison_overlays_the_samples_drawn_per_kept_row(tmp_path):
     text = write_comparison_report(dirs, tmp_path / "cmp").read_text()
     assert "](comparison_samples_per_kept_row.png)" in text and "select=random of 2x" in text
     assert_png(tmp_path / "cmp" / "comparison_samples_per_kept_row.png")
-    groups = report.group_runs([report.load_run(d) for d in dirs])
+    groups = runs.group_runs([runs.load_run(d) for d in dirs])
     assert len(groups) == 1  # the seeds are replicates of one experiment
     np.testing.assert_allclose(groups[0].per_run["samples_per_kept_row"], [[np.nan, 4.0], [np.nan, 4.02]])

@@ -91,3 +91,44 @@ def test_seeds_are_stable_independent_and_valid():
         seed_for(0, "nope", 0)
     with pytest.raises(ValueError, match=">= 0"):
         seed_for(-1, "train", 0)
+
+
+# The damages test_loop.py's test_a_damaged_completion_marker_is_measured_again gives the loop (which measures such
+# a generation again), plus a marker that names another generation and one whose metrics block is not an object.
+DAMAGES = ["", '{"generation": 1, "metrics": {', '{"generation": 1}', "[]",
+           '{"generation": 2, "metrics": {}, "train": {}, "sampling": {}, "data": {}}',
+           '{"generation": 1, "metrics": 0, "train": {}, "sampling": {}, "data": {}}']
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_marker_means_not_complete_to_the_sweep_the_reports_and_publishing(tmp_path, damage):
+    """One rule (rundir.marker_problem) for "generation t is complete": the loop redoes such a generation, and
+    the sweep's status and skip logic, the run reader of the reports and publishing all see it as not complete."""
+    from scl_hf.config import save_config
+    from scl_hf.errors import RunDirError
+    from scl_hf.hub.publish import read_metrics
+    from scl_hf.runs import load_run
+    from scl_hf.sweep import generations_done, load_sweep, status
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("dataset_size: 20\nnum_generations: 2\nmax_depth: 4\n")
+    (tmp_path / "s.yaml").write_text("recipes: [r.yaml]\nseeds: [0]\n")
+    sweep = load_sweep(tmp_path / "s.yaml", tmp_path / "out")
+    [run] = sweep.runs
+    run_dir = run.config.run_dir
+    run_dir.mkdir(parents=True)
+    save_config(run.config, run_dir / rundir.CONFIG)
+    for g in (0, 1):
+        write_json(gen_dir(run_dir, g) / rundir.METRICS, {"generation": g, "metrics": {"true_rate": 0.5},
+                                                         "train": {}, "sampling": {}, "data": {}})
+    assert generations_done(run) == 2 and [g["generation"] for g in load_run(run_dir).generations] == [0, 1]
+    (gen_dir(run_dir, 1) / rundir.METRICS).write_text(damage)
+    problem = rundir.marker_problem(run_dir, 1)
+    assert problem not in (None, "missing")
+    assert generations_done(run) == 1 and status(sweep)[0][2] == 1  # status, and the skip logic that counts it
+    loaded = load_run(run_dir)
+    assert [g["generation"] for g in loaded.generations] == [0]
+    assert loaded.skipped == [f"gen_01: metrics.json {problem}"]
+    with pytest.raises(RunDirError, match="generation 1 .* is not complete"):
+        read_metrics(run_dir, 1)
+    assert read_metrics(run_dir, 0)["generation"] == 0

@@ -157,11 +157,11 @@ def test_sampling_is_deterministic_for_the_seed(trained):
     cfg = SamplingConfig(num_samples=50, max_new_tokens=CAP, per_device_sample_batch_size=16)
     a = sample_expressions(model, tokenizer, cfg, seed=4)
     b = sample_expressions(model, tokenizer, cfg, seed=4)
-    assert (a.texts, a.truncated, a.num_tokens, a.logprobs) == (b.texts, b.truncated, b.num_tokens, b.logprobs)
+    assert (a.texts, a.truncated, a.total_tokens, a.logprobs) == (b.texts, b.truncated, b.total_tokens, b.logprobs)
     assert sample_expressions(model, tokenizer, cfg, seed=5).texts != a.texts
     assert len(sample_expressions(model, tokenizer, cfg, seed=4, num_samples=7).texts) == 7
     empty = sample_expressions(model, tokenizer, cfg, seed=4, num_samples=0)
-    assert (empty.texts, empty.truncated, empty.num_tokens, empty.logprobs) == ([], [], 0, [])
+    assert (empty.texts, empty.truncated, empty.total_tokens, empty.logprobs) == ([], [], 0, [])
 
 
 def test_truncated_samples_hit_the_cap_and_the_others_ended_with_eos(trained):
@@ -172,7 +172,7 @@ def test_truncated_samples_hit_the_cap_and_the_others_ended_with_eos(trained):
     lengths = [len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in result.texts]
     for length, cut in zip(lengths, result.truncated, strict=True):
         assert length == 6 if cut else length < 6  # <eos> ends a sample and is not part of its text
-    assert result.num_tokens == sum(length + (not cut) for length, cut in zip(lengths, result.truncated,
+    assert result.total_tokens == sum(length + (not cut) for length, cut in zip(lengths, result.truncated,
                                                                               strict=True))
 
 
@@ -212,7 +212,7 @@ def test_each_sample_comes_with_its_log_probability_at_temperature_one(trained):
     cfg = SamplingConfig(num_samples=40, temperature=0.7, top_k=5, top_p=0.9, max_new_tokens=20,
                          per_device_sample_batch_size=16)
     result = sample_expressions(model, tokenizer, cfg, seed=2)
-    assert sum(result.token_counts) == result.num_tokens and 0 < sum(result.truncated) < 40  # some hit the cap
+    assert sum(result.token_counts) == result.total_tokens and 0 < sum(result.truncated) < 40  # some hit the cap
     for text, cut, count, logprob in zip(result.texts, result.truncated, result.token_counts, result.logprobs,
                                          strict=True):
         ids = tokenizer(text, add_special_tokens=False)["input_ids"] + ([] if cut else [tokenizer.eos_token_id])

@@ -4,8 +4,9 @@ import torch
 from helpers import TINY, num_parameters
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from scl_hf.config import ModelConfig
 from scl_hf.expressions import ALPHABET, make_real_dataset
-from scl_hf.model import PAPER, load_model, make_model
+from scl_hf.model import load_model, make_model
 from scl_hf.tokenizer import build_tokenizer
 
 
@@ -37,8 +38,8 @@ def test_tokenizer_reloads_with_auto_tokenizer(tmp_path):
     assert (again.bos_token, again.eos_token, again.pad_token) == ("<bos>", "<eos>", "<pad>")
 
 
-def test_paper_preset_has_about_ten_point_seven_million_parameters():
-    model = make_model(PAPER, build_tokenizer())
+def test_the_default_shape_is_the_papers_with_about_ten_point_seven_million_parameters():
+    model = make_model(ModelConfig(), build_tokenizer())
     assert num_parameters(model) == 10_753_152  # 6 x 1,774,464 blocks + 19x384 tokens + 256x384 positions + ln_f
     assert model.config.n_layer == 6 and model.config.n_embd == 384 and model.config.attn_pdrop == 0.2
 

@@ -18,16 +18,15 @@ from transformers import AttentionInterface, AutoModelForCausalLM, GPT2LMHeadMod
 from transformers.pytorch_utils import Conv1D
 
 import scl_hf.train as train_module
-from scl_hf.config import TrainingConfig
+from scl_hf.config import ModelConfig, TrainingConfig
 from scl_hf.cpu_kernels import (
     CPU_ATTENTION,
     RandDropout,
     cpu_training_kernels,
-    keep_freed_memory,
     rand_dropout_attention,
 )
 from scl_hf.expressions import make_real_dataset
-from scl_hf.model import PAPER, make_gpt2_config, make_model
+from scl_hf.model import make_gpt2_config, make_model
 from scl_hf.sample import sample_shard
 from scl_hf.tokenizer import build_tokenizer
 from scl_hf.train import (
@@ -113,7 +112,7 @@ def names_of(model, params):
 
 
 def test_weight_decay_applies_to_matrices_but_not_biases_layernorms_or_positions():
-    model = make_model(PAPER, build_tokenizer())
+    model = make_model(ModelConfig(), build_tokenizer())
     decay, no_decay = make_optimizer(model, TrainingConfig()).param_groups
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     blocks = [f"transformer.h.{i}." for i in range(6)]
@@ -262,7 +261,7 @@ def test_tensorboard_receives_the_training_curve(tmp_path):
 def test_cpu_training_kernels_swap_in_and_restore():
     tokenizer = build_tokenizer()
     torch.manual_seed(0)
-    model = make_model(PAPER, tokenizer)
+    model = make_model(ModelConfig(), tokenizer)
     with cpu_training_kernels(model):
         assert model.config._attn_implementation == "scl_rand_dropout"
         assert sum(type(m) is RandDropout for m in model.modules()) == 6 * 3 + 1  # 3 per block, embedding
@@ -281,7 +280,7 @@ import scl_hf.cpu_kernels, scl_hf.model, scl_hf.train
 from scl_hf.cpu_kernels import CPU_ATTENTION, cpu_training_kernels, rand_dropout_attention
 from scl_hf.tokenizer import build_tokenizer
 before = CPU_ATTENTION in AttentionInterface()
-with cpu_training_kernels(scl_hf.model.make_model(scl_hf.model.PAPER, build_tokenizer())):
+with cpu_training_kernels(scl_hf.model.make_model(scl_hf.config.ModelConfig(), build_tokenizer())):
     inside = AttentionInterface().get(CPU_ATTENTION) is rand_dropout_attention
 print(before, inside)
 """
@@ -308,8 +307,38 @@ def test_rand_dropout_attention_is_causal_attention_with_dropout():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
-def test_keep_freed_memory_is_accepted_by_glibc():
-    assert keep_freed_memory() is True
+def test_keep_freed_memory_keeps_a_freed_block_for_the_next_one():
+    """By default a 64 MiB block is a fresh mmap each time, whose every page faults in on first touch; after
+    keep_freed_memory the next block reuses the freed one's pages, already there: no page fault at all."""
+    # a fresh interpreter: the setting is process-wide and this one may have entered cpu_training_kernels already
+    script = """
+import ctypes, resource
+from scl_hf.cpu_kernels import keep_freed_memory
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_size_t], [ctypes.c_void_p]
+SIZE = 64 << 20
+
+def faults_of_a_block_after_a_freed_one():
+    block = libc.malloc(SIZE)
+    ctypes.memset(block, 1, SIZE)
+    libc.free(block)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    block = libc.malloc(SIZE)
+    ctypes.memset(block, 1, SIZE)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    libc.free(block)
+    return faults
+
+default = faults_of_a_block_after_a_freed_one()
+keep_freed_memory()
+print(default, faults_of_a_block_after_a_freed_one())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    default, kept = (int(n) for n in done.stdout.split())
+    assert default >= (64 << 20) // (2 << 20)  # one fault per page at least, were they 2 MiB huge pages
+    assert kept == 0
 
 
 def test_rand_dropout_keeps_the_right_share_and_rescales():
@@ -365,7 +394,7 @@ def test_two_processes_train_and_sample_like_one_process(tmp_path):
               for i, n in enumerate([4, 3])]
     assert ranks[0]["texts"] == shards[0].texts + shards[1].texts
     assert ranks[0]["truncated"] == shards[0].truncated + shards[1].truncated
-    assert ranks[0]["num_tokens"] == shards[0].num_tokens + shards[1].num_tokens
+    assert ranks[0]["total_tokens"] == shards[0].total_tokens + shards[1].total_tokens
     assert ranks[0]["logprobs"] == pytest.approx(shards[0].logprobs + shards[1].logprobs, abs=1e-5)
     same_seed_rank1 = sample_shard(trained, tokenizer, sample_cfg, seed=3, process_index=0, count=3,
                                    max_new_tokens=24)

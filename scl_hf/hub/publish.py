@@ -47,7 +47,17 @@ from scl_hf.errors import RunDirError
 from scl_hf.expressions import label, parse
 from scl_hf.hub.target import METRIC_NAME, HubTarget, xet_scope
 from scl_hf.metrics import space_files
-from scl_hf.rundir import METRICS, MODEL, SAMPLES, TRAIN_DATA, gen_dir, generation_of_tag, read_json, tag
+from scl_hf.rundir import (
+    METRICS,
+    MODEL,
+    SAMPLES,
+    TRAIN_DATA,
+    gen_dir,
+    generation_of_tag,
+    marker_problem,
+    read_json,
+    tag,
+)
 
 # Columns of both splits of a published dataset config: the contract's provenance and sample columns.
 PUBLISHED_FEATURES = {"text": "string", "origin": "string", "generation": "int64", "model_revision": "string",
@@ -71,8 +81,9 @@ def make_api(target: HubTarget) -> HfApi:
 def read_metrics(run_dir: str | Path, generation: int) -> dict:
     """``gen_XX/metrics.json``; a RunDirError naming it when the generation is not complete."""
     path = gen_dir(run_dir, generation) / METRICS
-    if not path.is_file():
-        raise RunDirError(f"generation {generation} of {run_dir} is not complete: {path} is missing")
+    problem = marker_problem(run_dir, generation)  # the loop's rule for a complete generation
+    if problem is not None:
+        raise RunDirError(f"generation {generation} of {run_dir} is not complete: {path} is {problem}")
     return read_json(path)
 
 
